@@ -1,0 +1,42 @@
+"""Detect autograd used where a gradient must be derived by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.autograd.graph
+
+from autograder.verdict import WrongAnswer
+
+HAND_DERIVATION_REQUIRED = (
+    "Votre fonction appelle autograd (`backward()`, `torch.autograd.grad`, `torch.func`…). "
+    "Ici, le gradient doit être **dérivé à la main** : écrivez la formule de la dérivée avec des "
+    "opérations sur `x` ; le vérificateur la compare lui-même à `x.grad`."
+)
+
+
+@contextmanager
+def forbid_autograd() -> Iterator[None]:
+    """Inside the block, any backward pass raises ``WrongAnswer`` with a French explanation.
+
+    Tensor.backward, torch.autograd.grad/backward, torch.autograd.functional and torch.func
+    all reach the engine through ``_engine_run_backward``, which is patched here. The use is
+    also remembered, so student code that swallows the exception is still caught.
+    """
+    used = []
+
+    def refuse(*args, **kwargs):
+        used.append(True)
+        raise WrongAnswer(HAND_DERIVATION_REQUIRED)
+
+    saved = (torch.autograd._engine_run_backward, torch.autograd.graph._engine_run_backward)
+    torch.autograd._engine_run_backward = refuse
+    torch.autograd.graph._engine_run_backward = refuse
+    try:
+        yield
+    finally:
+        torch.autograd._engine_run_backward, torch.autograd.graph._engine_run_backward = saved
+    if used:
+        raise WrongAnswer(HAND_DERIVATION_REQUIRED)

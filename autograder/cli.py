@@ -1,0 +1,125 @@
+"""The `autograder` command line (French help and messages)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder import __version__
+from autograder.exercise import all_exercises, get_exercise
+
+# argparse looks its fixed texts up through gettext at run time: give it French ones.
+_ARGPARSE_FR = {
+    "usage: ": "utilisation : ",
+    "positional arguments": "arguments",
+    "options": "options",
+    "show this help message and exit": "affiche cette aide et quitte",
+    "show program's version number and exit": "affiche la version et quitte",
+    "%(prog)s: error: %(message)s\n": "%(prog)s : erreur : %(message)s\n",
+    "the following arguments are required: %s": "arguments obligatoires manquants : %s",
+    "unrecognized arguments: %s": "arguments non reconnus : %s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "choix invalide : %(value)r (choix possibles : %(choices)s)",
+    "expected one argument": "un argument est attendu",
+    "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
+}
+argparse._ = lambda text: _ARGPARSE_FR.get(text, text)  # type: ignore[attr-defined]
+
+
+def _course_root() -> Path:
+    """The nbgrader course root: the current folder or one of its parents holding nbgrader_config.py."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").exists() and (folder / "source").is_dir():
+            return folder
+    raise SystemExit(
+        "autograder : erreur : aucun cours trouvé ici. Lancez la commande depuis la racine du cours "
+        "(le dossier qui contient nbgrader_config.py et source/)."
+    )
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    exercises = [e for e in all_exercises() if args.tp is None or e.assignment == args.tp]
+    if not exercises:
+        print(f"Aucun exercice pour « {args.tp} ».", file=sys.stderr)
+        return 1
+    by_group: dict[str, list] = {}
+    for exercise in exercises:
+        by_group.setdefault(exercise.assignment or "entraînement (leçons, non noté)", []).append(exercise)
+    for group, items in by_group.items():
+        total = sum(e.points for e in items)
+        print(f"{group}" + (f" — {total} points" if total else ""))
+        for e in items:
+            points = f"{e.points:>2} pt{'s' if e.points > 1 else ' '}" if e.assignment else "      "
+            print(f"  {e.id:<24} {points}  {e.title}")
+    return 0
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    try:
+        exercise = get_exercise(args.exercise)
+    except KeyError as error:
+        print(f"autograder : erreur : {error.args[0]}", file=sys.stderr)
+        return 2
+    for number, text in enumerate(exercise.hints, start=1):
+        print(f"💡 Indice {number}/{len(exercise.hints)} : {text}")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    root = _course_root()
+    assignments = args.tp or sorted(p.name for p in (root / "source").iterdir() if p.is_dir())
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    for assignment in assignments:
+        if not (root / "source" / assignment).is_dir():
+            print(f"autograder : erreur : source/{assignment} n'existe pas.", file=sys.stderr)
+            return 2
+        print(f"Génération de release/{assignment} à partir de source/{assignment}…")
+        done = subprocess.run(["nbgrader", "generate_assignment", assignment, "--force"], cwd=root, env=env)
+        if done.returncode != 0:
+            print(f"autograder : erreur : nbgrader n'a pas pu générer {assignment} (voir ci-dessus).", file=sys.stderr)
+            return done.returncode
+    print("Terminé. Vérifiez le résultat avec `git diff release/` puis commitez-le.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autograder",
+        description="Outils du cours « Dérivation automatique avec PyTorch » : exercices, indices, "
+        "version étudiante des TP.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="affiche la version et quitte"
+    )
+    commands = parser.add_subparsers(title="commandes", dest="command", metavar="COMMANDE")
+
+    listing = commands.add_parser("exercices", help="liste les exercices, leurs identifiants et leurs points")
+    listing.add_argument("--tp", metavar="TP", help="n'afficher qu'un TP (par exemple tp1_gradients)")
+    listing.set_defaults(func=cmd_exercises)
+
+    hints = commands.add_parser("indices", help="affiche tous les indices d'un exercice")
+    hints.add_argument("exercise", metavar="EXERCICE", help="identifiant de l'exercice (par exemple tp1_vjp)")
+    hints.set_defaults(func=cmd_hint)
+
+    release = commands.add_parser(
+        "publier", help="régénère release/ à partir de source/ avec nbgrader (version étudiante)"
+    )
+    release.add_argument("tp", nargs="*", metavar="TP", help="TP à régénérer (par défaut : tous ceux de source/)")
+    release.set_defaults(func=cmd_release)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""One exercise defined once: id (= nbgrader grade_id), points, French hints and a checker.
+
+The same ``check`` gives a student instant feedback in the released notebook, grades the
+locked test cell under nbgrader, and is called again by hidden tests with another seed and
+more trials, so numbers copied from an output cannot pass.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import warnings
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+
+from autograder.pytorch_errors import describe
+from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer, success
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+class Exercise:
+    """Base class: subclasses set the class attributes and implement ``run``."""
+
+    id: ClassVar[str]
+    points: ClassVar[int] = 0
+    title: ClassVar[str] = ""
+    assignment: ClassVar[str | None] = None  # nbgrader assignment id, None for lesson practice
+    names: ClassVar[tuple[str, ...]] = ()  # what the checker reads from the notebook namespace
+    hints: ClassVar[tuple[str, ...]] = ()
+    default_trials: ClassVar[int] = 3
+
+    def __init__(self) -> None:
+        self.hints_shown = 0
+
+    # -- to implement -------------------------------------------------------------------
+    def run(self, answers: dict[str, Any], rng: torch.Generator, trials: int) -> str:
+        """Check the answers; return a short French success detail or raise ``WrongAnswer``."""
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------------
+    def check(self, namespace: dict[str, Any], *, seed: int = 0, trials: int | None = None) -> None:
+        """Print a French verdict; raise a ``CheckFailed`` (an AssertionError) when not correct.
+
+        Lesson practice (``assignment is None``) only prints the verdict, so that running a whole
+        lesson never stops on an unanswered practice question.
+        """
+        __tracebackhide__ = True
+        try:
+            self._check(namespace, seed=seed, trials=trials)
+        except CheckFailed as failure:
+            if self.assignment is None:
+                print(failure.render())
+                return
+            raise
+
+    def _check(self, namespace: dict[str, Any], *, seed: int, trials: int | None) -> None:
+        __tracebackhide__ = True
+        try:
+            missing = [name for name in self.names if name not in namespace]
+            if missing:
+                raise NotAttempted(
+                    f"`{missing[0]}` n'est pas défini : écrivez votre réponse dans la cellule prévue "
+                    "et exécutez-la avant cette vérification."
+                )
+            answers = {name: namespace[name] for name in self.names}
+            rng = torch.Generator().manual_seed(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                detail = self.run(answers, rng, trials or self.default_trials)
+        except CheckFailed as failure:
+            failure.exercise_id = failure.exercise_id or self.id
+            if self.hints and failure.hint is None:
+                failure.hint = f'tapez `hint("{self.id}")` pour un indice.'
+            raise failure from None
+        except NotImplementedError:
+            raise NotAttempted(
+                "le squelette `raise NotImplementedError()` est toujours là : remplacez-le par votre code.",
+                self.id,
+            ) from None
+        print(success(self.id, detail, self.points if self.assignment else None))
+
+    def next_hint(self) -> str:
+        if not self.hints:
+            return f"Pas d'indice pour {self.id}."
+        index = min(self.hints_shown, len(self.hints) - 1)
+        self.hints_shown += 1
+        return f"💡 Indice {index + 1}/{len(self.hints)} ({self.id}) : {self.hints[index]}"
+
+
+def call(func: Callable[..., Any], *args: Any, what: str) -> Any:
+    """Call student code; turn its exceptions into French verdicts.
+
+    ``what`` describes the call, e.g. "grad_z(x) avec x de forme (5,)".
+    """
+    __tracebackhide__ = True
+    if not callable(func):
+        raise WrongAnswer(
+            f"{what.split('(')[0]} doit être une fonction (définie avec `def`), pas {type(func).__name__}."
+        )
+    try:
+        return func(*args)
+    except CheckFailed:
+        raise
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any student error becomes a verdict
+        raise WrongAnswer(f"En appelant {what} : {describe(exc)}") from None
+
+
+def register(cls: type[Exercise]) -> type[Exercise]:
+    """Class decorator adding an exercise to the catalogue."""
+    if cls.id in _REGISTRY:
+        raise ValueError(f"duplicate exercise id {cls.id!r}")
+    _REGISTRY[cls.id] = cls()
+    return cls
+
+
+def _load_all() -> None:
+    import autograder.exercises as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def all_exercises() -> list[Exercise]:
+    _load_all()
+    return list(_REGISTRY.values())
+
+
+def get_exercise(exercise_id: str) -> Exercise:
+    _load_all()
+    try:
+        return _REGISTRY[exercise_id]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"Exercice inconnu : {exercise_id!r}. Exercices connus : {known}.") from None
+
+
+def check(exercise_id: str, namespace: dict[str, Any], *, seed: int = 0, trials: int | None = None) -> None:
+    """Check an exercise against the names defined in ``namespace`` (usually ``globals()``)."""
+    __tracebackhide__ = True
+    get_exercise(exercise_id).check(namespace, seed=seed, trials=trials)
+
+
+def hint(exercise_id: str) -> None:
+    """Print the next hint of an exercise (they are revealed one by one)."""
+    print(get_exercise(exercise_id).next_hint())

@@ -1,0 +1,48 @@
+"""nbgrader configuration of the course (the repository root is the nbgrader course root)."""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.course_id = "cours-autograd"
+# Absolute path so every nbgrader command, wherever it is started, uses this course's gradebook;
+# the sqlite busy timeout lets several grading processes share it.
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db") + "?timeout=60"
+
+# French stubs in the student version.
+c.ClearSolutions.code_stub = {"python": "# VOTRE CODE ICI\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "VOTRE RÉPONSE ICI"
+
+# Per-cell time limit (seconds) when validating or autograding.
+c.Execute.timeout = 60
+
+# nbgrader gives 0 to a test cell with any stderr output: PyTorch warnings must not cost points
+# (shared/research/nbgrader.md §2.7). Both settings are needed.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"Warning"
+
+# A deleted test cell is put back and graded instead of staying "needs manual grade" (nbgrader #1682).
+c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.missing_cell_notification = (
+    "Cette cellule (id : {cell_id}) manquait dans la copie rendue ; nbgrader l'a rétablie.\n\n"
+)
+
+# No late penalty by default: the instructor decides.
+c.LateSubmissionPlugin.penalty_method = "none"
+
+# French banners for `nbgrader validate` (the « Validate » button).
+c.Validator.failed_warning = (
+    "ÉCHEC DE LA VALIDATION SUR {num_failed} CELLULE(S) ! Si vous rendez votre devoir en l'état, "
+    "vous n'aurez pas tous les points.\n"
+)
+c.Validator.changed_warning = (
+    "LE CONTENU DE {num_changed} CELLULE(S) DE TEST A ÉTÉ MODIFIÉ ! Même si les tests passent maintenant, "
+    "la correction utilisera les cellules d'origine.\n"
+)
+c.Validator.type_changed_warning = (
+    "LE TYPE DE {num_changed} CELLULE(S) A ÉTÉ MODIFIÉ ! Même si les tests passent maintenant, "
+    "la correction utilisera les cellules d'origine.\n"
+)
+c.Validator.passed_warning = "LE NOTEBOOK PASSE {num_passed} CELLULE(S) DE TEST !\n"
