@@ -34,6 +34,7 @@ def graded(tmp_path_factory):
     for behaviour in NBGRADER_CASES.values():
         wrong = WRONG[behaviour]
         submissions[behaviour] = student_copy(ASSIGNMENT, {wrong.cell_id: wrong.source})
+    submissions.update(tampered_submissions())
     for student, nb in submissions.items():
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
@@ -49,6 +50,29 @@ def graded(tmp_path_factory):
             for s in submissions
         }
     return {"course": course, "result": result, "scores": scores, "max": max_score, "per_cell": per_cell}
+
+
+def tampered_submissions() -> dict[str, nbformat.NotebookNode]:
+    """Submissions that edit what they should not; nbgrader must restore it, then grade."""
+    deleted = student_copy(ASSIGNMENT)
+    deleted.cells = [c for c in deleted.cells if nbgrader_meta(c).get("grade_id") != "tp1_vjp"]
+    wrong = WRONG[NBGRADER_CASES["tp1_hand_grad"]]
+    edited = student_copy(
+        ASSIGNMENT, {wrong.cell_id: wrong.source, "tp1_hand_grad": 'print("✅ tp1_hand_grad — Correct")'}
+    )
+    noisy = student_copy(
+        ASSIGNMENT,
+        {
+            "tp1_chain_rule_answer": (
+                "import warnings\n\n"
+                "def grad_g(x):\n"
+                "    warnings.simplefilter('always')\n"
+                "    warnings.warn('un avertissement de PyTorch', UserWarning)\n"
+                "    return 2 * x * torch.cos(x**2)\n"
+            )
+        },
+    )
+    return {"test_cell_deleted": deleted, "test_cell_edited": edited, "warning_on_stderr": noisy}
 
 
 def autograded_cell(course, student, grade_id):
@@ -88,3 +112,20 @@ def test_feedback_carries_the_french_explanation(graded, grade_id):
     page = graded["course"] / "feedback" / behaviour / ASSIGNMENT / f"{ASSIGNMENT}.html"
     text = html.unescape(page.read_text(encoding="utf-8")).replace("\u00a0", " ")
     assert WRONG[behaviour].expected in text
+
+
+def test_deleted_test_cell_is_restored_and_graded(graded):
+    assert graded["scores"]["test_cell_deleted"] == 20
+    assert graded["per_cell"]["test_cell_deleted"]["tp1_vjp"] == get_exercise("tp1_vjp").points
+
+
+def test_edited_test_cell_is_restored_and_graded(graded):
+    assert graded["scores"]["test_cell_edited"] == 20 - get_exercise("tp1_hand_grad").points
+    text = outputs_text(autograded_cell(graded["course"], "test_cell_edited", "tp1_hand_grad"))
+    assert "Vous divisez par 3" in text.replace("\u00a0", " ")
+
+
+def test_warning_on_stderr_costs_no_point(graded):
+    cell = autograded_cell(graded["course"], "warning_on_stderr", "tp1_chain_rule")
+    assert graded["scores"]["warning_on_stderr"] == 20
+    assert not any(o.get("name") == "stderr" for o in cell.outputs)

@@ -116,3 +116,19 @@ def test_checker_leaves_autograd_intact(reference):
     x = torch.ones(2, requires_grad=True)
     (x * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_student_warning_reaches_stderr(reference, capfd):
+    """The scenario of the nbgrader stderr test really writes a warning to stderr (nbgrader must ignore it)."""
+    import warnings
+
+    import torch
+
+    def noisy(x):
+        warnings.simplefilter("always")
+        warnings.warn("un avertissement de PyTorch", UserWarning, stacklevel=1)
+        return 2 * x * torch.cos(x**2)
+
+    with warnings.catch_warnings():
+        check("tp1_chain_rule", {"grad_g": noisy})
+    assert "UserWarning: un avertissement de PyTorch" in capfd.readouterr().err
