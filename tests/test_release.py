@@ -71,3 +71,19 @@ def test_grade_cells_match_the_exercise_catalogue(assignment):
     assert sum(nbgrader_meta(c)["points"] for c in graded.values()) == 20
     ids = [nbgrader_meta(c)["grade_id"] for c in cells if nbgrader_meta(c)]
     assert len(ids) == len(set(ids)), "grade_id en double"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_nbgrader_validate_both_sides(course, assignment):
+    """nbgrader's own validator: the source passes every test cell, the untouched release passes none."""
+    import os
+
+    from nbgrader.validator import Validator
+
+    from tests.notebook_tools import kernel_env
+
+    os.environ["PATH"] = kernel_env()["PATH"]
+    source = Validator().validate(str(course / "source" / assignment / f"{assignment}.ipynb"))
+    assert not source.get("failed") and not source.get("changed"), source
+    release = Validator(invert=True).validate(str(course / "release" / assignment / f"{assignment}.ipynb"))
+    assert not release.get("passed"), release
