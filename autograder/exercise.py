@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from autograder.grading import integrity
 from autograder.pytorch_errors import describe
 from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer, success
 
@@ -58,6 +59,7 @@ class Exercise:
 
     def _check(self, namespace: dict[str, Any], *, seed: int, trials: int | None) -> None:
         __tracebackhide__ = True
+        integrity.restore()
         try:
             missing = [name for name in self.names if name not in namespace]
             if missing:
@@ -108,6 +110,8 @@ def call(func: Callable[..., Any], *args: Any, what: str) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - any student error becomes a verdict
         raise WrongAnswer(f"En appelant {what} : {describe(exc)}") from None
+    finally:
+        integrity.restore()  # undo any tampering done by the student's function (no-op outside grading)
 
 
 def register(cls: type[Exercise]) -> type[Exercise]:

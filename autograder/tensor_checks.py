@@ -22,6 +22,11 @@ def require_tensor(value: Any, what: str) -> torch.Tensor:
         raise WrongAnswer(f"{what} vaut `None` : avez-vous oublié le `return` (ou le `backward()`) ?")
     if not isinstance(value, torch.Tensor):
         raise WrongAnswer(f"{what} doit être un tenseur PyTorch, pas un objet de type `{type(value).__name__}`.")
+    if type(value) not in (torch.Tensor, torch.nn.Parameter):
+        # A subclass can redefine comparisons (__torch_function__): only plain tensors are graded.
+        raise WrongAnswer(
+            f"{what} doit être un `torch.Tensor` ordinaire, pas une sous-classe (`{type(value).__name__}`)."
+        )
     return value
 
 

@@ -1,0 +1,1 @@
+"""Grading pipeline over nbgrader: intake of submissions, sandboxed parallel execution, reports."""
