@@ -46,3 +46,20 @@ c.Validator.type_changed_warning = (
     "la correction utilisera les cellules d'origine.\n"
 )
 c.Validator.passed_warning = "LE NOTEBOOK PASSE {num_passed} CELLULE(S) DE TEST !\n"
+
+# Feedback in French (our copy of nbgrader's template) without the hidden tests' source.
+import autograder  # noqa: E402 - the course package is installed in the same environment
+
+_NBGRADER_TEMPLATES = os.path.join(
+    os.path.dirname(__import__("nbgrader").__file__), "server_extensions", "formgrader", "templates"
+)
+c.HTMLExporter.template_name = "feedback_fr"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(autograder.__file__), "templates"),
+    _NBGRADER_TEMPLATES,
+]
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

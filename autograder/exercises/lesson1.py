@@ -1,0 +1,347 @@
+"""Lesson 1 « Calcul de gradients avec Autograd »: ungraded practice questions.
+
+Same machinery as the graded TPs (``assignment = None``: ``check`` prints the verdict and never
+raises). References are computed with autograd at check time; the wrong formulas below only
+recognise typical mistakes to name them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from autograder.autograd_guard import forbid_autograd
+from autograder.exercise import Exercise, call, register
+from autograder.tensor_checks import close, fmt_shape, max_gap, require_shape, require_tensor
+from autograder.verdict import NotAttempted, WrongAnswer
+
+__all__ = [
+    "PredictGrad",
+    "ProductRule",
+    "BackwardShapes",
+    "SecondDerivative",
+    "predict_grad_scenario",
+    "backward_shapes_scenario",
+    "SECOND_DERIVATIVE_FUNCTIONS",
+]
+
+
+def _untouched(value: Any) -> bool:
+    return value is None or value is Ellipsis
+
+
+def _fmt(t: torch.Tensor) -> str:
+    values = ", ".join(f"{v:.4g}" for v in t.detach().double().flatten().tolist())
+    return f"[{values}]" if t.dim() else values
+
+
+def _as_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        kind = type(value).__name__
+        raise WrongAnswer(f"{what} doit être un nombre (par exemple 4.5), pas un objet de type `{kind}`.")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(value.shape)}.")
+        return float(value.detach())
+    return float(value)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-3 * max(1.0, abs(b))
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Predict x.grad (gradients add up where a variable is used twice)
+# --------------------------------------------------------------------------------------------
+PREDICT_X = 2.0
+
+
+def predict_grad_scenario() -> tuple[torch.Tensor, torch.Tensor]:
+    """The computation of the question, exactly as written in the lesson."""
+    x = torch.tensor(PREDICT_X, requires_grad=True)
+    y = x * x
+    z = 3 * y + x
+    return x, z
+
+
+@register
+class PredictGrad(Exercise):
+    id = "l1_predict_grad"
+    title = "Prédire `x.grad` quand `x` sert deux fois"
+    names = ("predicted_grad",)
+    hints = (
+        "`x` intervient deux fois dans `z` : dans `y = x * x` et directement dans `+ x`. Autograd additionne "
+        "les contributions des deux chemins.",
+        "Chemin par y : ∂z/∂y · ∂y/∂x = 3 · 2x. Chemin direct : ∂(x)/∂x = 1. Faites la somme en x = 2.",
+    )
+
+    def run(self, answers, rng, trials):
+        predicted = answers["predicted_grad"]
+        if _untouched(predicted):
+            raise NotAttempted("`predicted_grad` vaut encore `None` : remplacez-le par votre prédiction (un nombre).")
+        got = _as_number(predicted, "`predicted_grad`")
+        x, z = predict_grad_scenario()
+        z.backward()
+        expected = float(x.grad)
+        x0 = PREDICT_X
+        if _same(got, expected):
+            return f"`x.grad` vaut bien {expected:g} : 6x par le chemin `y = x * x`, plus 1 par le chemin direct `+ x`."
+        mistakes = [
+            (3 * x0**2 + x0, "Vous donnez la valeur de `z` elle-même, pas celle de sa dérivée par rapport à `x`."),
+            (
+                6 * x0,
+                "Il manque le chemin direct `+ x` : `x` intervient deux fois dans `z`, et les gradients venant des "
+                "deux chemins s'additionnent dans `x.grad`.",
+            ),
+            (1.0, "Vous n'avez compté que le chemin direct `+ x` : il manque la contribution de `3 * y` (y = x·x)."),
+            (
+                3 * x0 + 1,
+                "La dérivée de y = x·x par rapport à x est 2x (règle du produit : x·1 + 1·x), pas x : le chemin "
+                "par `y` apporte 3 · 2x.",
+            ),
+            (3.0, "3 est ∂z/∂y ; la règle de dérivation en chaîne demande encore de multiplier par ∂y/∂x = 2x."),
+            (
+                2 * expected,
+                "C'est le double de la bonne valeur : avez-vous exécuté `z.backward()` deux fois ? Les gradients "
+                "s'accumulent dans `x.grad`.",
+            ),
+        ]
+        for value, message in mistakes:
+            if _same(got, value):
+                raise WrongAnswer(message)
+        raise WrongAnswer(
+            f"{got:g} n'est pas la valeur de `x.grad`. Dérivez z = 3·x·x + x par rapport à x, puis prenez x = {x0:g}."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Hand derivative of a product, checked against autograd
+# --------------------------------------------------------------------------------------------
+def _f_product(x: torch.Tensor) -> torch.Tensor:
+    return x**2 * torch.sin(x)
+
+
+@register
+class ProductRule(Exercise):
+    id = "l1_product_rule"
+    title = "Dériver à la main f(x) = x² · sin(x) et comparer à autograd"
+    names = ("grad_f",)
+    hints = (
+        "f est un produit u · v avec u = x² et v = sin(x) : (u·v)' = u'·v + u·v'.",
+        "u' = 2x et v' = cos(x). Écrivez la formule avec des opérations PyTorch élément par élément "
+        "(`torch.sin`, `torch.cos`, `*`), sans `backward()`.",
+    )
+
+    def run(self, answers, rng, trials):
+        grad_f = answers["grad_f"]
+        mistakes: list[tuple[Callable[[torch.Tensor], torch.Tensor], str]] = [
+            (
+                lambda t: 2 * t * torch.cos(t),
+                "Vous avez multiplié les dérivées des deux facteurs : la dérivée d'un produit est u'·v + u·v', "
+                "pas u'·v'.",
+            ),
+            (lambda t: 2 * t * torch.sin(t), "Il manque le terme x²·cos(x) : la dérivée d'un produit a deux termes."),
+            (lambda t: t**2 * torch.cos(t), "Il manque le terme 2x·sin(x) : la dérivée d'un produit a deux termes."),
+            (
+                lambda t: 2 * t * torch.sin(t) - t**2 * torch.cos(t),
+                "Erreur de signe : la dérivée de sin est +cos (c'est celle de cos qui vaut −sin).",
+            ),
+            (_f_product, "Vous renvoyez f(x) elle-même, pas sa dérivée."),
+        ]
+        for trial in range(trials):
+            x = torch.randn(3 + trial % 3, generator=rng) * 2
+            what = f"`grad_f(x)` avec x de forme {fmt_shape(x.shape)}"
+            with forbid_autograd():
+                got = call(grad_f, x.clone(), what=what)
+            if got is Ellipsis:
+                raise NotAttempted("`grad_f` renvoie encore `...` : écrivez la formule de la dérivée.")
+            got = require_tensor(got, what)
+            require_shape(got, x.shape, what, "La dérivée se calcule élément par élément : même forme que `x`.")
+            leaf = x.clone().requires_grad_(True)
+            _f_product(leaf).sum().backward()
+            expected = leaf.grad
+            if close(got, expected):
+                continue
+            for formula, message in mistakes:
+                if close(got, formula(x)):
+                    raise WrongAnswer(message)
+            raise WrongAnswer(
+                f"{what} est faux : pour x = {_fmt(x)} vous renvoyez {_fmt(got)}, autograd donne {_fmt(expected)} "
+                f"(écart maximal {max_gap(got, expected):.3g})."
+            )
+        return f"2x·sin(x) + x²·cos(x) : votre formule coïncide avec autograd sur {trials} entrées aléatoires."
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Shapes in z.backward(v)
+# --------------------------------------------------------------------------------------------
+SHAPES_IN, SHAPES_OUT = 4, 3
+
+
+def backward_shapes_scenario(generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The computation of the question: ``W`` of shape (3, 4), ``x`` of shape (4,), ``z = W @ x``."""
+    W = torch.randn(SHAPES_OUT, SHAPES_IN, generator=generator)
+    x = torch.randn(SHAPES_IN, generator=generator, requires_grad=True)
+    return x, W @ x
+
+
+def _as_shape(value: Any, what: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise WrongAnswer(f"{what} doit être une forme, par exemple `(5,)`, pas un booléen.")
+    if isinstance(value, int):
+        raise WrongAnswer(
+            f"{what} : une forme s'écrit comme un tuple, par exemple `(5,)` pour un vecteur de 5 éléments "
+            "(attention à la virgule), pas comme un entier."
+        )
+    if isinstance(value, (tuple, list, torch.Size)) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in value
+    ):
+        return tuple(value)
+    raise WrongAnswer(f"{what} doit être une forme, par exemple `(5,)` ou `(2, 3)`, pas `{value!r}`.")
+
+
+@register
+class BackwardShapes(Exercise):
+    id = "l1_backward_shapes"
+    title = "Les formes dans `z.backward(v)`"
+    names = ("v_shape", "grad_shape")
+    hints = (
+        "`v` joue le rôle de ∂L/∂z : un nombre par élément de la **sortie** `z`.",
+        "`x.grad` reçoit vᵀ·J : un nombre par élément de l'**entrée** `x`. Le gradient a toujours la forme du "
+        "tenseur par rapport auquel on dérive.",
+    )
+
+    def run(self, answers, rng, trials):
+        v_answer, grad_answer = answers["v_shape"], answers["grad_shape"]
+        if _untouched(v_answer) or _untouched(grad_answer):
+            missing = "v_shape" if _untouched(v_answer) else "grad_shape"
+            raise NotAttempted(f"`{missing}` vaut encore `None` : remplacez-le par une forme, par exemple `(5,)`.")
+        v_shape = _as_shape(v_answer, "`v_shape`")
+        grad_shape = _as_shape(grad_answer, "`grad_shape`")
+        x, z = backward_shapes_scenario(rng)
+        out = tuple(z.shape)
+        z.backward(torch.ones(out))  # the shape that backward accepts is the output's
+        inp = tuple(x.grad.shape)
+        jacobian, transposed = (*out, *inp), (*inp, *out)
+        if v_shape != out:
+            if v_shape == inp:
+                raise WrongAnswer(
+                    f"`v_shape` = {fmt_shape(v_shape)} est la forme de l'entrée `x`. `v` représente ∂L/∂z : il a la "
+                    "forme de la **sortie** `z` (PyTorch lève « Mismatch in shape » sinon)."
+                )
+            if v_shape == jacobian:
+                raise WrongAnswer(
+                    f"`v_shape` = {fmt_shape(v_shape)} est la forme de la matrice jacobienne J. Autograd ne construit "
+                    "jamais cette matrice : `v` est un vecteur, de la forme de la sortie `z`."
+                )
+            if v_shape == transposed:
+                raise WrongAnswer(
+                    f"`v_shape` = {fmt_shape(v_shape)} est la forme de la transposée de la matrice jacobienne. `v` "
+                    "n'est pas une matrice : c'est un vecteur, de la forme de la sortie `z`."
+                )
+            if v_shape == ():
+                raise WrongAnswer(
+                    "Un scalaire ne suffit pas : `z` n'est pas un scalaire, `v` contient un nombre par élément de `z`."
+                )
+            raise WrongAnswer(f"`v_shape` = {fmt_shape(v_shape)} : `v` doit avoir exactement la forme de `z`.")
+        if grad_shape != inp:
+            if grad_shape == out:
+                raise WrongAnswer(
+                    f"`v_shape` est juste, mais `grad_shape` = {fmt_shape(grad_shape)} est la forme de la sortie. "
+                    "`x.grad` contient vᵀ·J : un nombre par élément de `x`, donc la forme de `x`."
+                )
+            if grad_shape in (jacobian, transposed):
+                raise WrongAnswer(
+                    f"`v_shape` est juste, mais `grad_shape` = {fmt_shape(grad_shape)} est la forme de la matrice "
+                    "jacobienne : `backward(v)` renvoie le produit vᵀ·J, un vecteur, pas la matrice J."
+                )
+            raise WrongAnswer(
+                f"`v_shape` est juste, mais `grad_shape` = {fmt_shape(grad_shape)} n'est pas la forme de `x.grad`."
+            )
+        return (
+            f"`v` a la forme de la sortie {fmt_shape(out)}, `x.grad` celle de l'entrée {fmt_shape(inp)} ; "
+            f"la jacobienne {fmt_shape(jacobian)} n'est jamais construite."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# 4. A second derivative with torch.autograd.grad(create_graph=True)
+# --------------------------------------------------------------------------------------------
+SECOND_DERIVATIVE_FUNCTIONS: tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...] = (
+    ("x³", lambda t: t**3),
+    ("sin(x)", torch.sin),
+    ("x²·exp(x)", lambda t: t**2 * torch.exp(t)),
+    ("1 / (1 + x²)", lambda t: 1 / (1 + t**2)),
+)
+
+CREATE_GRAPH_MESSAGE = (
+    "Le premier `torch.autograd.grad` doit recevoir `create_graph=True` : sans cette option, la dérivée f'(x) "
+    "obtenue n'a pas de `grad_fn`, on ne peut donc pas la dériver une seconde fois."
+)
+
+
+@register
+class SecondDerivative(Exercise):
+    id = "l1_second_derivative"
+    title = "Une dérivée seconde avec `torch.autograd.grad`"
+    names = ("second_derivative",)
+    hints = (
+        "Calculez d'abord `y = f(x)`, puis f'(x) avec `torch.autograd.grad(y, x, create_graph=True)`.",
+        "`torch.autograd.grad` renvoie un tuple : `(g,) = torch.autograd.grad(...)`. Dérivez ensuite `g` par "
+        "rapport à `x` avec un second `torch.autograd.grad`.",
+    )
+
+    def run(self, answers, rng, trials):
+        second_derivative = answers["second_derivative"]
+
+        def guarded(f, x):
+            try:
+                return second_derivative(f, x)
+            except RuntimeError as exc:
+                if "does not require grad" in str(exc):
+                    raise WrongAnswer(CREATE_GRAPH_MESSAGE) from None
+                raise
+
+        guarded.__name__ = "second_derivative"
+        for trial in range(max(trials, len(SECOND_DERIVATIVE_FUNCTIONS))):
+            label, f = SECOND_DERIVATIVE_FUNCTIONS[trial % len(SECOND_DERIVATIVE_FUNCTIONS)]
+            x0 = float(torch.empty(()).uniform_(-1.5, 1.5, generator=rng))
+            x = torch.tensor(x0, requires_grad=True)
+            what = f"`second_derivative(f, x)` pour f(x) = {label} en x = {x0:.3f}"
+            got = call(guarded, f, x, what=what)
+            if got is Ellipsis:
+                raise NotAttempted("`second_derivative` renvoie encore `...` : écrivez son code.")
+            if isinstance(got, tuple):
+                raise WrongAnswer(
+                    "Vous renvoyez un tuple : `torch.autograd.grad` renvoie un tuple de gradients, prenez son premier "
+                    "élément (`torch.autograd.grad(...)[0]`)."
+                )
+            if isinstance(got, (int, float)) and not isinstance(got, bool):
+                got = torch.tensor(float(got))
+            got = require_tensor(got, what)
+            if got.numel() != 1:
+                raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(got.shape)}.")
+            got = got.detach().reshape(())
+            point = torch.tensor(x0)
+            expected = torch.autograd.functional.hessian(f, point).reshape(())
+            if close(got, expected):
+                continue
+            first = torch.autograd.functional.jacobian(f, point).reshape(())
+            if close(got, first):
+                raise WrongAnswer(
+                    f"{what} : vous renvoyez la dérivée première f'(x), pas la dérivée seconde. Dérivez encore une "
+                    "fois le résultat du premier `torch.autograd.grad`."
+                )
+            if close(got, first + expected):
+                raise WrongAnswer(
+                    "Vous renvoyez f'(x) + f''(x) : avec `backward()`, la seconde dérivée s'est **ajoutée** à la "
+                    "première dans `x.grad` (accumulation). Utilisez `torch.autograd.grad`, qui renvoie le gradient "
+                    "sans toucher à `x.grad`."
+                )
+            raise WrongAnswer(
+                f"{what} : vous renvoyez {_fmt(got)}, la dérivée seconde vaut {_fmt(expected)}. Votre fonction "
+                "doit marcher pour n'importe quelle fonction `f`, sans formule écrite à la main."
+            )
+        return "la dérivée seconde calculée par deux `torch.autograd.grad` est juste pour x³, sin, x²·exp(x)…"
