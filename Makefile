@@ -15,8 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $@
 
+# JupyterLab refuses to run as root unless told (containers, some lab machines).
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/01_calcul_de_gradients.ipynb
+	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) --ServerApp.root_dir=. notebooks/01_calcul_de_gradients.ipynb
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -85,6 +85,18 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from autograder.grading.command import grade_command
+
+    return grade_command(args, _course_root())
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from autograder.grading.command import verify_command
+
+    return verify_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autograder",
@@ -109,6 +121,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     release.add_argument("tp", nargs="*", metavar="TP", help="TP à régénérer (par défaut : tous ceux de source/)")
     release.set_defaults(func=cmd_release)
+
+    grade = commands.add_parser(
+        "grade",
+        help="corrige toutes les copies d'un TP (isolées, en parallèle) et écrit notes et retours",
+        description="Corrige les copies d'un TP avec nbgrader (cellules de test rétablies, tests cachés), chacune "
+        "dans un bac à sable, en parallèle. Écrit grades/<TP>.csv, un CSV pour Moodle, les retours HTML en français "
+        "et les notes dans le carnet de notes de nbgrader. À lancer depuis la racine du cours.",
+    )
+    grade.add_argument("assignment", metavar="TP", help="identifiant du TP (par exemple tp1_gradients)")
+    grade.add_argument(
+        "submissions",
+        metavar="COPIES",
+        help="dossier d'un notebook par étudiant·e (<id>.ipynb), dossier submitted/ de nbgrader, "
+        "ou archive zip « Télécharger tous les travaux remis » de Moodle",
+    )
+    grade.add_argument("--liste", metavar="CSV", type=Path, help="liste des étudiant·e·s : id,nom,prenom,email")
+    grade.add_argument(
+        "--processus", metavar="N", type=int, default=None, help="nombre de processus de correction (défaut : cœurs)"
+    )
+    grade.add_argument(
+        "--sans-isolation",
+        action="store_true",
+        help="corriger sans bac à sable (déconseillé : le code des étudiant·e·s s'exécute avec vos droits)",
+    )
+    grade.add_argument("--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)")
+    grade.add_argument(
+        "--limite-notebook", metavar="S", type=float, default=180.0, help="durée maximale d'une copie entière (s)"
+    )
+    grade.add_argument("--memoire", metavar="Mio", type=int, default=4096, help="mémoire maximale d'une copie (Mio)")
+    grade.add_argument("--sans-retours", action="store_true", help="ne pas générer les retours HTML")
+    grade.set_defaults(func=cmd_grade)
+
+    verify = commands.add_parser(
+        "verifier",
+        help="rejoue un notebook comme la correction (tests visibles) et dit ce qui échoue",
+        description="Exécute le notebook du début à la fin, comme le fera la correction mais sans les tests cachés, "
+        "et affiche le bilan de chaque question. Code de sortie 0 si tout passe, 1 sinon.",
+    )
+    verify.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="le notebook à vérifier (.ipynb)")
+    verify.add_argument("--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 
