@@ -92,7 +92,7 @@ class Exercise:
         return f"💡 Indice {index + 1}/{len(self.hints)} ({self.id}) : {self.hints[index]}"
 
 
-def call(func: Callable[..., Any], *args: Any, what: str) -> Any:
+def call(func: Callable[..., Any], *args: Any, what: str, _restore: Callable[[], int] = integrity.restore) -> Any:
     """Call student code; turn its exceptions into French verdicts.
 
     ``what`` describes the call, e.g. "grad_z(x) avec x de forme (5,)".
@@ -111,7 +111,9 @@ def call(func: Callable[..., Any], *args: Any, what: str) -> Any:
     except Exception as exc:  # noqa: BLE001 - any student error becomes a verdict
         raise WrongAnswer(f"En appelant {what} : {describe(exc)}") from None
     finally:
-        integrity.restore()  # undo any tampering done by the student's function (no-op outside grading)
+        # Undo any tampering done by the student's function (no-op outside grading). The function is bound
+        # at definition time: student code may have replaced module attributes in the meantime.
+        _restore()
 
 
 def register(cls: type[Exercise]) -> type[Exercise]:

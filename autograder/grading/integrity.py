@@ -83,17 +83,25 @@ def _safe(action, *args) -> bool:
     return True
 
 
-_GUARD: Guard | None = None
+def _guard_functions():
+    """``protect`` and ``restore`` keep the guard in a closure, not in a module global that student code
+    (or the restore itself, which restores this module's dictionary) could reset."""
+    box: list[Guard] = []
+    restore_snapshot = Guard.restore
+
+    def protect() -> Guard:
+        """Take the snapshot (once per process, before any student code runs)."""
+        if not box:
+            guard = Guard.__new__(Guard)
+            box.append(guard)
+            guard.__init__()  # after registration, so the snapshot holds this module as it is now
+        return box[0]
+
+    def restore() -> int:
+        """Restore the snapshot if one was taken; return how many attributes were put back."""
+        return restore_snapshot(box[0]) if box else 0
+
+    return protect, restore
 
 
-def protect() -> Guard:
-    """Take the snapshot (once per process, before any student code runs)."""
-    global _GUARD
-    if _GUARD is None:
-        _GUARD = Guard()
-    return _GUARD
-
-
-def restore() -> int:
-    """Restore the snapshot if one was taken; return how many attributes were put back."""
-    return _GUARD.restore() if _GUARD is not None else 0
+protect, restore = _guard_functions()
