@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="corriger sans bac à sable (déconseillé : le code des étudiant·e·s s'exécute avec vos droits)",
     )
-    grade.add_argument("--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)")
+    grade.add_argument(
+        "--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)"
+    )
     grade.add_argument(
         "--limite-notebook", metavar="S", type=float, default=180.0, help="durée maximale d'une copie entière (s)"
     )
@@ -160,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         "et affiche le bilan de chaque question. Code de sortie 0 si tout passe, 1 sinon.",
     )
     verify.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="le notebook à vérifier (.ipynb)")
-    verify.add_argument("--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)")
+    verify.add_argument(
+        "--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)"
+    )
     verify.set_defaults(func=cmd_verify)
     return parser
 

@@ -1,4 +1,4 @@
-"""The tamper guard restores what student code replaced, repeatedly, and cannot be switched off by a module attribute."""
+"""The tamper guard restores what student code replaced, repeatedly, and cannot be switched off."""
 
 from __future__ import annotations
 

@@ -1,0 +1,145 @@
+"""`autograder grade` and `autograder verifier`: the command-line front of the grading pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from autograder.grading import report
+from autograder.grading.executor import ExecutionLimits, WorkerPool
+from autograder.grading.intake import IntakeError, collect
+from autograder.grading.pipeline import Grader, Outcome
+from autograder.grading.sandbox import isolation_status
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def grade_command(args: argparse.Namespace, root: Path) -> int:
+    console = Console(stderr=False)
+    errors = Console(stderr=True)
+    logging.getLogger("autograder.grading").setLevel(logging.ERROR)
+    assignment = args.assignment
+    if not (root / "source" / assignment).is_dir():
+        known = ", ".join(sorted(p.name for p in (root / "source").iterdir() if p.is_dir()))
+        errors.print(f"autograder : erreur : TP inconnu « {assignment} » (TP de ce cours : {known}).")
+        return 2
+    isolated = not args.sans_isolation
+    if isolated:
+        available, reason = isolation_status()
+        if not available:
+            errors.print(
+                f"autograder : erreur : impossible d'isoler les copies ({reason}).\n"
+                "Installez bubblewrap (paquet Debian/Ubuntu « bubblewrap »), ou relancez avec --sans-isolation "
+                "en connaissance de cause : le code des étudiant·e·s s'exécutera alors avec vos droits."
+            )
+            return 2
+    else:
+        errors.print(
+            "⚠️  Correction SANS isolation : le code des étudiant·e·s s'exécute avec vos droits "
+            "(il peut lire les solutions et modifier le carnet de notes)."
+        )
+    limits = ExecutionLimits(
+        cell_timeout=args.limite_cellule, notebook_timeout=args.limite_notebook, memory_mb=args.memoire
+    )
+    with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
+        try:
+            submissions = collect(Path(args.submissions), assignment, Path(scratch), args.liste)
+        except IntakeError as error:
+            errors.print(f"autograder : erreur : {error}")
+            return 2
+        if not submissions:
+            errors.print(f"autograder : erreur : aucune copie trouvée dans {args.submissions}.")
+            return 2
+        grader = Grader(root, assignment, workers=args.processus, isolated=isolated, limits=limits)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=console,
+        ) as progress:
+            task = progress.add_task("Correction", total=len(submissions), last="")
+
+            def done(outcome: Outcome) -> None:
+                progress.update(task, advance=1, last=outcome.submission.student_id)
+
+            outcomes = grader.grade(submissions, on_done=done)
+            if not args.sans_retours:
+                feedback = progress.add_task("Retours HTML", total=None, last="")
+                grader.feedback(outcomes)
+                progress.update(feedback, total=1, completed=1, last="")
+    grades_dir = root / "grades"
+    csv_path = grades_dir / f"{assignment}.csv"
+    moodle_path = grades_dir / f"{assignment}_moodle.csv"
+    report.write_grades_csv(csv_path, outcomes, grader.grade_ids())
+    report.write_moodle_csv(moodle_path, outcomes)
+    report.summary(console, outcomes, assignment)
+    console.print(f"Notes : {csv_path.relative_to(root)} · Moodle : {moodle_path.relative_to(root)}")
+    if not args.sans_retours:
+        console.print(f"Retours HTML : feedback/<étudiant·e>/{assignment}/{assignment}.html")
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Run a notebook as the grader would (visible tests only) and report each graded cell."""
+    from nbgrader.utils import determine_grade
+
+    path: Path = args.notebook
+    if not path.is_file():
+        print(f"autograder : erreur : fichier introuvable : {path}", file=sys.stderr)
+        return 2
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        print(f"autograder : erreur : {path.name} n'est pas un notebook lisible ({exc}).", file=sys.stderr)
+        return 2
+    graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    if not graded:
+        print(f"{path.name} : aucune cellule de test (ce n'est pas un TP noté ?).")
+        return 1
+    limits = ExecutionLimits(cell_timeout=args.limite_cellule)
+    print(f"Vérification de {path.name} (tests visibles seulement ; la correction ajoute des tests cachés)…")
+    with WorkerPool(1, limits, isolated=False) as pool:
+        result = pool.execute(nb, name=path.stem)
+    total = earned = 0.0
+    failures = 0
+    for index in graded:
+        cell = result.notebook.cells[index]
+        meta = cell.metadata["nbgrader"]
+        if cell.cell_type != "code":
+            continue
+        # Warnings on stderr cost nothing at grading time (IgnorePattern): ignore them here too.
+        cell.outputs = [o for o in cell.outputs if not (o.get("name") == "stderr" and "Warning" in o.get("text", ""))]
+        score, points = determine_grade(cell)
+        score = score or 0.0
+        total += points
+        earned += score
+        mark = "✅" if score == points else "❌"
+        failures += score < points
+        print(f"{mark} {meta['grade_id']} : {score:g}/{points:g}")
+        if score < points:
+            for line in _error_lines(cell):
+                print(f"     {line}")
+    print(f"Total (tests visibles) : {earned:g}/{total:g}")
+    if result.status != "ok":
+        print(f"⚠️  {result.message}")
+    return 0 if failures == 0 and result.status == "ok" else 1
+
+
+def _error_lines(cell) -> list[str]:
+    lines = []
+    for output in cell.outputs:
+        if output.output_type == "error":
+            lines.extend(ANSI.sub("", line) for line in output.traceback[-6:])
+        elif output.get("name") == "stderr":
+            lines.extend(output.text.strip().splitlines()[-3:])
+    return [line for line in lines if line.strip()] or ["(échec sans message)"]

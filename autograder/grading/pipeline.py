@@ -1,0 +1,314 @@
+"""Grade many submissions with nbgrader's own semantics, executed in parallel sandboxed workers.
+
+For each student, nbgrader's ``Autograde`` converter runs as usual (student created in the gradebook,
+locked and test cells restored by ``OverwriteCells``, hidden tests put back, grades saved by
+``SaveAutoGrades``), except that its ``Execute`` step hands the notebook to a warm worker of
+``WorkerPool`` instead of starting a fresh Jupyter kernel. Students are processed by a thread pool,
+so the workers are kept busy while nbgrader prepares and saves the other notebooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+from unittest.mock import patch
+
+import nbformat
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader import utils as nbgrader_utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    IgnorePattern,
+    LimitOutput,
+    NbGraderPreprocessor,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder.grading.executor import ExecutionLimits, ExecutionResult, WorkerPool
+from autograder.grading.intake import Submission
+from autograder.grading.outcome import ABSENT, GRADED, GRADED_PARTIAL, NOT_GRADED, Outcome
+
+log = logging.getLogger("autograder.grading")
+# nbgrader's own log (per-cell checksum warnings, tracebacks): outcomes carry what matters, in French.
+NBGRADER_LOG = logging.getLogger("autograder.grading.nbgrader")
+NBGRADER_LOG.addHandler(logging.NullHandler())
+NBGRADER_LOG.propagate = False
+
+
+class KeepLastDuplicate(DeduplicateIds):
+    """nbgrader's DeduplicateIds leaves ``nbgrader: {}`` on duplicates, which aborts the whole batch
+    with SchemaTooOldError (nbgrader #1083). Remove the metadata instead: the duplicate becomes a plain cell."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if not (nbgrader_utils.is_grade(cell) or nbgrader_utils.is_solution(cell) or nbgrader_utils.is_locked(cell)):
+            return cell, resources
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        if grade_id in self.grade_ids:
+            del cell.metadata["nbgrader"]
+            cell.metadata.pop("editable", None)
+            cell.metadata.pop("deletable", None)
+        else:
+            self.grade_ids.add(grade_id)
+        return cell, resources
+
+
+class PoolExecute(NbGraderPreprocessor):
+    """Stands in for nbgrader's ``Execute``: runs the sanitized notebook in a warm sandboxed worker."""
+
+    def __init__(self, pool: WorkerPool, name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.pool = pool
+        self.name = name
+        self.result: ExecutionResult | None = None
+
+    def preprocess(self, nb, resources):
+        self.result = self.pool.execute(nb, name=self.name)
+        executed = self.result.notebook
+        # Keep nbgrader's sanitized cells (metadata, sources) and take only what execution produced.
+        for cell, done in zip(nb.cells, executed.cells, strict=True):
+            if cell.cell_type == "code":
+                cell.outputs = done.get("outputs", [])
+                cell.execution_count = done.get("execution_count")
+        return nb, resources
+
+
+@contextmanager
+def _environment_left_alone(**_variables: str) -> Iterator[None]:
+    """Replaces nbgrader's ``utils.setenv`` during a batch: it sets then deletes NBGRADER_EXECUTION in
+    ``os.environ``, which breaks when several students are processed by threads (KeyError). The sandboxed
+    workers set NBGRADER_EXECUTION=autograde themselves."""
+    yield
+
+
+def load_course_config(root: Path) -> Config:
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config.CourseDirectory.root = str(root)
+    return config
+
+
+def _course_dir(config: Config, assignment: str, student: str = ".") -> CourseDirectory:
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    coursedir.student_id = student
+    return coursedir
+
+
+def ensure_assignment_in_gradebook(root: Path, assignment: str, config: Config) -> None:
+    """autograde needs the assignment's cells in the gradebook: record them from source/ if missing."""
+    coursedir = _course_dir(config, assignment)
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        try:
+            if gb.find_assignment(assignment).notebooks:
+                return
+        except MissingEntry:
+            pass
+    generator = GenerateAssignment(coursedir=coursedir, config=config)
+    generator.force = True
+    generator.start()
+
+
+def _student_folder(root: Path, student: str, assignment: str) -> Path:
+    return root / "submitted" / student / assignment
+
+
+def place_submission(root: Path, assignment: str, sub: Submission) -> None:
+    """Copy the notebook where nbgrader expects it: submitted/<student>/<assignment>/<assignment>.ipynb."""
+    folder = _student_folder(root, sub.student_id, assignment)
+    target = folder / f"{assignment}.ipynb"
+    if sub.notebook is not None and sub.notebook.resolve() == target.resolve():
+        return  # already in nbgrader's layout, in this course
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    shutil.copyfile(sub.notebook, target)
+    if sub.timestamp:
+        (folder / "timestamp.txt").write_text(sub.timestamp + "\n", encoding="utf-8")
+
+
+def tampering_notes(release: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
+    """French notes on what the student changed in cells they should not touch (restored by nbgrader)."""
+    notes = []
+    reference = {
+        c.metadata["nbgrader"]["grade_id"]: c for c in release.cells if c.metadata.get("nbgrader", {}).get("locked")
+    }
+    seen: dict[str, int] = {}
+    for cell in submitted.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            seen[grade_id] = seen.get(grade_id, 0) + 1
+            original = reference.get(grade_id)
+            if original is not None and cell.source != original.source:
+                notes.append(f"cellule verrouillée « {grade_id} » modifiée : rétablie avant la correction")
+    for grade_id, count in seen.items():
+        if count > 1:
+            notes.append(f"cellule « {grade_id} » présente {count} fois : seule la dernière est corrigée")
+    for grade_id in reference:
+        if grade_id not in seen:
+            notes.append(f"cellule verrouillée « {grade_id} » supprimée : rétablie avant la correction")
+    return notes
+
+
+class Grader:
+    """Grade one assignment of a course; thread-safe use of nbgrader, one converter per student."""
+
+    def __init__(
+        self,
+        root: Path,
+        assignment: str,
+        *,
+        workers: int | None = None,
+        isolated: bool = True,
+        limits: ExecutionLimits | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.assignment = assignment
+        self.workers = workers or os.cpu_count() or 1
+        self.isolated = isolated
+        self.limits = limits or ExecutionLimits()
+        self.config = load_course_config(self.root)
+        self._lock = threading.Lock()
+
+    # -- one student -----------------------------------------------------------------------------
+    def _autograde(self, pool: WorkerPool, sub: Submission) -> Outcome:
+        coursedir = _course_dir(self.config, self.assignment, sub.student_id)
+        execute = PoolExecute(pool, sub.student_id, config=self.config)
+        converter = Autograde(coursedir=coursedir, config=self.config, log=NBGRADER_LOG)
+        converter.force = True
+        converter.sanitize_preprocessors = [
+            ClearOutput,
+            KeepLastDuplicate,
+            OverwriteKernelspec,
+            OverwriteCells,
+            CheckCellMetadata,
+        ]
+        converter.autograde_preprocessors = [
+            execute,
+            IgnorePattern,
+            ClearMetadataPreprocessor,
+            LimitOutput,
+            SaveAutoGrades,
+            AssignLatePenalties,
+            CheckCellMetadata,
+        ]
+        outcome = Outcome(sub, GRADED)
+        try:
+            with self._lock:  # the student row and the submission row are created serially
+                with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+                    gb.update_or_create_student(
+                        sub.student_id, first_name=sub.first_name, last_name=sub.last_name, email=sub.email or None
+                    )
+            converter.start()
+        except BaseException as exc:  # noqa: BLE001 - one bad submission never stops the others
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            outcome.status = NOT_GRADED
+            outcome.reason = f"erreur de nbgrader : {type(exc).__name__}: {str(exc).strip()[:300]}"
+            return outcome
+        result = execute.result
+        if result is not None and result.status != "ok":
+            outcome.status = GRADED_PARTIAL
+            outcome.reason = result.message
+        return outcome
+
+    # -- the batch -------------------------------------------------------------------------------
+    def grade(
+        self, submissions: list[Submission], *, on_done: Callable[[Outcome], None] | None = None
+    ) -> list[Outcome]:
+        ensure_assignment_in_gradebook(self.root, self.assignment, self.config)
+        release = nbformat.read(self._release_notebook(), as_version=4)
+        outcomes: list[Outcome] = []
+        gradable = []
+        for sub in submissions:
+            if sub.problem is not None or sub.notebook is None:
+                status = ABSENT if sub.problem == "aucune copie rendue" else NOT_GRADED
+                outcome = Outcome(sub, status, reason=sub.problem or "aucun notebook", notes=list(sub.notes))
+                outcomes.append(outcome)
+                if on_done:
+                    on_done(outcome)
+                continue
+            place_submission(self.root, self.assignment, sub)
+            submitted = nbformat.read(sub.notebook, as_version=4)
+            sub.notes.extend(tampering_notes(release, submitted))
+            gradable.append(sub)
+        if gradable:
+            with (
+                patch.object(nbgrader_utils, "setenv", _environment_left_alone),
+                WorkerPool(self.workers, self.limits, isolated=self.isolated) as pool,
+                ThreadPoolExecutor(max_workers=2 * self.workers) as threads,
+            ):
+                futures = [threads.submit(self._autograde, pool, sub) for sub in gradable]
+                for future in as_completed(futures):
+                    outcome = future.result()
+                    outcome.notes = list(outcome.submission.notes)
+                    outcomes.append(outcome)
+                    if on_done:
+                        on_done(outcome)
+        self._read_scores(outcomes)
+        return sorted(outcomes, key=lambda o: (o.submission.student_id == "", o.submission.student_id))
+
+    def _release_notebook(self) -> Path:
+        path = self.root / "release" / self.assignment / f"{self.assignment}.ipynb"
+        if not path.exists():
+            coursedir = _course_dir(self.config, self.assignment)
+            generator = GenerateAssignment(coursedir=coursedir, config=self.config)
+            generator.force = True
+            generator.start()
+        return path
+
+    def grade_ids(self) -> list[str]:
+        """Graded cells in notebook order (the CSV columns)."""
+        cells = nbformat.read(self._release_notebook(), as_version=4).cells
+        return [c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("grade")]
+
+    def max_score(self) -> float:
+        coursedir = _course_dir(self.config, self.assignment)
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            return float(gb.find_assignment(self.assignment).max_score)
+
+    def _read_scores(self, outcomes: list[Outcome]) -> None:
+        coursedir = _course_dir(self.config, self.assignment)
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            maximum = float(gb.find_assignment(self.assignment).max_score)
+            for outcome in outcomes:
+                outcome.max_score = maximum
+                if outcome.status not in (GRADED, GRADED_PARTIAL):
+                    continue
+                submission = gb.find_submission(self.assignment, outcome.submission.student_id)
+                outcome.score = float(submission.score)
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        outcome.scores[grade.name] = float(grade.score)
+
+    def feedback(self, outcomes: list[Outcome]) -> dict[str, Path]:
+        """French HTML feedback (hidden tests removed) for every graded student."""
+        pages = {}
+        for outcome in outcomes:
+            if outcome.status not in (GRADED, GRADED_PARTIAL):
+                continue
+            student = outcome.submission.student_id
+            coursedir = _course_dir(self.config, self.assignment, student)
+            generator = GenerateFeedback(coursedir=coursedir, config=self.config, log=NBGRADER_LOG)
+            generator.force = True
+            try:
+                generator.start()
+            except Exception as exc:  # noqa: BLE001
+                outcome.notes.append(f"retour HTML non généré : {exc}")
+                continue
+            pages[student] = self.root / "feedback" / student / self.assignment / f"{self.assignment}.html"
+        return pages

@@ -1,0 +1,302 @@
+"""`autograder grade` end to end, in a temporary copy of the course: every failure mode gets its exact outcome.
+
+The submissions are the released TP as students would hand it in, changed by one behaviour each
+(the student id names the behaviour). One batch is graded once for the whole module.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder import get_exercise
+from autograder.grading.sandbox import isolation_status
+from tests.conftest import nbgrader
+from tests.fixtures.tp1_wrong_answers import NBGRADER_CASES, WRONG_ANSWERS
+from tests.notebook_tools import ROOT, kernel_env, nbgrader_meta, student_copy
+
+pytestmark = pytest.mark.grading
+
+ASSIGNMENT = "tp1_gradients"
+WRONG = {w.behaviour: w for w in WRONG_ANSWERS}
+AUTOGRADER = str(Path(sys.executable).parent / "autograder")
+POINTS = {e: get_exercise(e).points for e in NBGRADER_CASES}
+
+
+def wrong(grade_id: str) -> dict[str, str]:
+    w = WRONG[NBGRADER_CASES[grade_id]]
+    return {w.cell_id: w.source}
+
+
+def all_wrong() -> dict[str, str]:
+    replacements = {}
+    for grade_id in NBGRADER_CASES:
+        replacements.update(wrong(grade_id))
+    return replacements
+
+
+def with_cells(nb, edit):
+    nb.cells = edit(nb.cells)
+    return nb
+
+
+def duplicated(cells):
+    index = next(i for i, c in enumerate(cells) if nbgrader_meta(c).get("grade_id") == "tp1_vjp")
+    answer = next(i for i, c in enumerate(cells) if nbgrader_meta(c).get("grade_id") == "tp1_vjp_answer")
+    return cells[: answer + 1] + [cells[answer]] + cells[answer + 1 : index + 1] + [cells[index]] + cells[index + 1 :]
+
+
+def emptied_tests(cells):
+    for cell in cells:
+        if nbgrader_meta(cell).get("grade"):
+            cell.source = ""
+    return cells
+
+
+LAST_ANSWER = "tp1_sgd_answer"  # the last answer cell: what runs before it keeps its points
+ABOVE_LAST = 20 - POINTS["tp1_sgd"]
+
+
+def submissions() -> dict[str, tuple[nbformat.NotebookNode | str, float | None]]:
+    """student id (= behaviour) -> (notebook or raw text, expected score; None when not graded)."""
+    return {
+        "reference": (student_copy(ASSIGNMENT), 20),
+        "blank": (student_copy(ASSIGNMENT, answered=False), 0),
+        "wrong_hand_grad": (student_copy(ASSIGNMENT, wrong("tp1_hand_grad")), 20 - POINTS["tp1_hand_grad"]),
+        "wrong_vjp": (student_copy(ASSIGNMENT, wrong("tp1_vjp")), 20 - POINTS["tp1_vjp"]),
+        "wrong_sgd": (student_copy(ASSIGNMENT, wrong("tp1_sgd")), 20 - POINTS["tp1_sgd"]),
+        "json_invalide": ('{"cells": [{"cell_type": "code", "source": "x = 1"', None),
+        "cellules_dupliquees": (with_cells(student_copy(ASSIGNMENT), duplicated), 20),
+        "cellule_test_supprimee": (
+            with_cells(student_copy(ASSIGNMENT), lambda cells: [c for c in cells if c.id != "tp1_vjp"]),
+            20,
+        ),
+        "cellule_test_modifiee": (
+            student_copy(ASSIGNMENT, {**wrong("tp1_hand_grad"), "tp1_hand_grad": 'print("✅ tp1_hand_grad")'}),
+            20 - POINTS["tp1_hand_grad"],
+        ),
+        "cellules_test_videes": (with_cells(student_copy(ASSIGNMENT, answered=False), emptied_tests), 0),
+        "boucle_infinie": (student_copy(ASSIGNMENT, {"tp1_graph_scratch": "while True:\n    pass\n"}), 20),
+        "boucle_infinie_sigint_ignore": (
+            student_copy(
+                ASSIGNMENT,
+                {LAST_ANSWER: "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"},
+            ),
+            ABOVE_LAST,
+        ),
+        "noyau_arrete_os_exit": (student_copy(ASSIGNMENT, {LAST_ANSWER: "import os\nos._exit(1)\n"}), ABOVE_LAST),
+        "bombe_memoire": (
+            student_copy(ASSIGNMENT, {LAST_ANSWER: "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))\n"}),
+            ABOVE_LAST,
+        ),
+        "sorties_enormes": (
+            student_copy(
+                ASSIGNMENT,
+                {"tp1_graph_scratch": "for i in range(200_000):\n    print(i)\nprint('x' * 20_000_000)\n"},
+            ),
+            20,
+        ),
+        "avertissements_stderr": (
+            student_copy(
+                ASSIGNMENT,
+                {
+                    "tp1_chain_rule_answer": "import warnings\n\ndef grad_g(x):\n"
+                    "    warnings.simplefilter('always')\n    warnings.warn('attention', UserWarning)\n"
+                    "    return 2 * x * torch.cos(x**2)\n"
+                },
+            ),
+            20,
+        ),
+        "triche_allclose": (
+            student_copy(
+                ASSIGNMENT,
+                {
+                    "tp1_hand_grad_answer": "torch.allclose = lambda *a, **k: True\n"
+                    "torch.testing.assert_close = lambda *a, **k: None\n\n"
+                    "def grad_z(x):\n    return x\n"
+                },
+            ),
+            20 - POINTS["tp1_hand_grad"],
+        ),
+        "triche_check": (
+            student_copy(ASSIGNMENT, {**all_wrong(), "tp1_graph_path": "check = lambda *a, **k: None\npath = []\n"}),
+            0,
+        ),
+        "triche_verificateur": (
+            student_copy(
+                ASSIGNMENT,
+                {
+                    **all_wrong(),
+                    "tp1_graph_path": "import autograder.exercise\n"
+                    "autograder.exercise.Exercise.check = lambda *a, **k: None\npath = []\n",
+                },
+            ),
+            0,
+        ),
+        "triche_builtins": (
+            student_copy(
+                ASSIGNMENT,
+                {
+                    **all_wrong(),
+                    "tp1_graph_path": "import builtins\nbuiltins.isinstance = lambda *a: True\n"
+                    "builtins.print = lambda *a, **k: None\npath = []\n",
+                },
+            ),
+            0,
+        ),
+        "lit_la_solution": (
+            student_copy(
+                ASSIGNMENT,
+                {
+                    "tp1_hand_grad_answer": "import glob, json\n"
+                    "found = glob.glob('../../../source/**/*.ipynb', recursive=True) + "
+                    f"glob.glob('{ROOT}/source/**/*.ipynb', recursive=True)\n"
+                    "for path in found:\n"
+                    "    for cell in json.load(open(path))['cells']:\n"
+                    "        if 'def grad_z' in ''.join(cell['source']):\n"
+                    "            exec(''.join(cell['source']))\n"
+                },
+            ),
+            20 - POINTS["tp1_hand_grad"],
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = tmp_path_factory.mktemp("cours")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source")
+    shutil.copytree(ROOT / "release", course / "release")
+    copies = tmp_path_factory.mktemp("copies")
+    expected = {}
+    for student, (content, score) in submissions().items():
+        path = copies / f"{student}.ipynb"
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            nbformat.write(content, path)
+        expected[student] = score
+    (copies / "lisez-moi.txt").write_text("pas une copie", encoding="utf-8")
+    roster = course / "etudiants.csv"
+    roster.write_text("id,nom,prenom,email\nreference,Ref,Érence,ref@example.fr\nabsente,Dupont,Anne,a@example.fr\n")
+    isolation = [] if isolation_status()[0] else ["--sans-isolation"]
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "5", *isolation]
+    run = subprocess.run(args, cwd=course, env=kernel_env(), capture_output=True, text=True, timeout=900)
+    rows = {
+        r["student_id"]: r for r in csv.DictReader((course / "grades" / f"{ASSIGNMENT}.csv").open(encoding="utf-8"))
+    }
+    return {"course": course, "copies": copies, "run": run, "rows": rows, "expected": expected, "args": args}
+
+
+def test_command_succeeds_in_french(graded):
+    run = graded["run"]
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Correction de tp1_gradients" in run.stdout
+    assert "Copies corrigées" in run.stdout and "Moyenne /20" in run.stdout
+
+
+@pytest.mark.parametrize("student", list(submissions()))
+def test_each_behaviour_gets_its_exact_score(graded, student):
+    row = graded["rows"][student]
+    expected = graded["expected"][student]
+    if expected is None:
+        assert row["status"] == "non corrigé" and row["score"] == "0"
+    else:
+        assert row["status"].startswith("corrigé"), row
+        assert float(row["score"]) == expected, row
+
+
+def test_nothing_is_lost(graded):
+    """Every file that came in, and every student of the roster, has a row with a score or a reason."""
+    rows = graded["rows"]
+    origins = {Path(r["origine"]).name for r in rows.values()}
+    for path in graded["copies"].iterdir():
+        assert path.name in origins
+    assert rows["absente"]["status"] == "absent" and rows["absente"]["raison"] == "aucune copie rendue"
+    assert "pas un notebook JSON valide" in rows["json_invalide"]["raison"]
+    assert rows["lisez-moi"]["raison"] == "pas un notebook : lisez-moi.txt"
+
+
+def test_failures_are_explained(graded):
+    rows = graded["rows"]
+    assert "supprimée : rétablie" in rows["cellule_test_supprimee"]["remarques"]
+    assert "« tp1_hand_grad » modifiée : rétablie" in rows["cellule_test_modifiee"]["remarques"]
+    assert "présente 2 fois" in rows["cellules_dupliquees"]["remarques"]
+    assert rows["boucle_infinie_sigint_ignore"]["status"] == "corrigé (exécution interrompue)"
+    assert rows["noyau_arrete_os_exit"]["status"] == "corrigé (exécution interrompue)"
+    assert rows["noyau_arrete_os_exit"]["raison"]
+
+
+def test_scores_go_to_the_nbgrader_gradebook(graded):
+    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}") as gb:
+        assert gb.find_submission(ASSIGNMENT, "reference").score == 20
+        assert gb.find_submission(ASSIGNMENT, "wrong_vjp").score == 20 - POINTS["tp1_vjp"]
+        student = gb.find_student("reference")
+        assert (student.first_name, student.last_name) == ("Érence", "Ref")
+    export = nbgrader(graded["course"], "export", "--to", "export.csv")
+    assert export.returncode == 0
+
+
+def test_outputs_are_bounded(graded):
+    path = graded["course"] / "autograded" / "sorties_enormes" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert path.stat().st_size < 2_000_000
+
+
+def test_french_feedback_hides_hidden_tests(graded):
+    page = graded["course"] / "feedback" / "wrong_vjp" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    text = page.read_text(encoding="utf-8")
+    assert "Cellule notée" in text and "seed=" not in text and "HIDDEN" not in text
+    assert "forme de la" in text
+
+
+def test_moodle_csv(graded):
+    rows = list(csv.DictReader((graded["course"] / "grades" / f"{ASSIGNMENT}_moodle.csv").open(encoding="utf-8")))
+    reference = next(r for r in rows if r["Identifiant"] == "reference")
+    assert reference["Note"] == "20" and reference["Adresse de courriel"] == "ref@example.fr"
+
+
+def test_regrading_is_idempotent(graded):
+    before = (graded["course"] / "grades" / f"{ASSIGNMENT}.csv").read_text(encoding="utf-8")
+    again = subprocess.run(graded["args"], cwd=graded["course"], env=kernel_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (graded["course"] / "grades" / f"{ASSIGNMENT}.csv").read_text(encoding="utf-8") == before
+
+
+def test_scores_equal_nbgrader_autograde(graded, tmp_path):
+    """On well-formed submissions, plain `nbgrader autograde` gives the same scores."""
+    course = tmp_path / "cours"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source")
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    students = ["reference", "blank", "wrong_hand_grad", "wrong_vjp", "wrong_sgd", "avertissements_stderr"]
+    for student in students:
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        shutil.copy(graded["copies"] / f"{student}.ipynb", folder / f"{ASSIGNMENT}.ipynb")
+    nbgrader(course, "autograde", ASSIGNMENT)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        theirs = {s: gb.find_submission(ASSIGNMENT, s).score for s in students}
+    ours = {s: float(graded["rows"][s]["score"]) for s in students}
+    assert ours == theirs
+
+
+def test_verifier_exit_codes(graded, tmp_path):
+    good = subprocess.run(
+        [AUTOGRADER, "verifier", str(graded["copies"] / "reference.ipynb")], capture_output=True, text=True
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Total (tests visibles) : 20/20" in good.stdout.replace("\u00a0", " ")
+    bad = subprocess.run(
+        [AUTOGRADER, "verifier", str(graded["copies"] / "wrong_vjp.ipynb")], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert "❌ tp1_vjp" in bad.stdout and "forme de la" in bad.stdout
