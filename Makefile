@@ -5,7 +5,7 @@ BIN    := $(abspath $(VENV))/bin
 # nbgrader runs helper scripts (alembic, jupyter) that must come from the course environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install lab test release lint clean
+.PHONY: install sandbox lab test release lint clean
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,19 @@ LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: install
 	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) --ServerApp.root_dir=. notebooks/01_calcul_de_gradients.ipynb
 
-test: install
+# bubblewrap isolates student code during grading (`autograder grade`): installed when we can, else a warning.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installation de bubblewrap (bac à sable de la correction)…"; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; }; \
+	  else \
+	    echo "⚠️  bubblewrap est absent : installez le paquet « bubblewrap » (sudo apt install bubblewrap)" \
+	         "pour corriger les copies dans un bac à sable."; \
+	  fi; }
+
+test: install sandbox
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 release: install
