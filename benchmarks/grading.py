@@ -27,7 +27,7 @@ ASSIGNMENT = "tp1_gradients"
 
 def course_copy(base: Path) -> Path:
     course = base / "cours"
-    course.mkdir()
+    course.mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "source", course / "source")
     shutil.copytree(ROOT / "release", course / "release")
