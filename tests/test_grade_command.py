@@ -300,3 +300,33 @@ def test_verifier_exit_codes(graded, tmp_path):
     )
     assert bad.returncode == 1
     assert "❌ tp1_vjp" in bad.stdout and "forme de la" in bad.stdout
+
+
+def test_moodle_zip_in_moodle_csv_out(graded, tmp_path):
+    """The zip of Moodle's « Télécharger tous les travaux remis » is graded as is; the Moodle CSV names participants."""
+    import zipfile
+
+    archive = tmp_path / "travaux.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(
+            "Élodie Dupont_12345_assignsubmission_file_/tp1_gradients.ipynb",
+            nbformat.writes(student_copy(ASSIGNMENT)),
+        )
+        zf.writestr(
+            "Jean Martin_23456_assignsubmission_file_/TP1 final.ipynb",
+            nbformat.writes(student_copy(ASSIGNMENT, wrong("tp1_vjp"))),
+        )
+        zf.writestr("Zoé Petit_34567_assignsubmission_onlinetext_/onlinetext.html", "<p>oubli</p>")
+    isolation = [] if isolation_status()[0] else ["--sans-isolation"]
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(archive), "--sans-retours", *isolation]
+    run = subprocess.run(args, cwd=graded["course"], env=kernel_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    moodle = {
+        r["Identifiant"]: r
+        for r in csv.DictReader((graded["course"] / "grades" / f"{ASSIGNMENT}_moodle.csv").open(encoding="utf-8"))
+    }
+    assert moodle["Participant 12345"]["Note"] == "20"
+    assert moodle["Participant 12345"]["Nom complet"] == "Élodie Dupont"
+    assert moodle["Participant 23456"]["Note"] == str(20 - POINTS["tp1_vjp"])
+    assert moodle["Participant 34567"]["Note"] == "0"
+    assert "aucun notebook rendu" in moodle["Participant 34567"]["Commentaires"]
