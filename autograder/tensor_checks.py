@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -58,3 +59,46 @@ def scale_factor(got: torch.Tensor, expected: torch.Tensor) -> float | None:
 
 def max_gap(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got.detach().double() - expected.detach().double()).abs().max())
+
+
+def fmt_values(t: torch.Tensor) -> str:
+    """Short French-friendly display of a tensor's values: ``[1.5, -2]``."""
+    values = ", ".join(f"{v:.4g}" for v in t.detach().double().flatten().tolist())
+    return f"[{values}]" if t.dim() else values
+
+
+def autograd_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Reference gradient of a scalar function, computed by autograd on a fresh leaf copy of ``x``."""
+    leaf = x.detach().clone().requires_grad_(True)
+    fn(leaf).backward()
+    return leaf.grad
+
+
+def compare_hand_gradient(
+    got: Any,
+    expected: torch.Tensor,
+    x: torch.Tensor,
+    what: str,
+    mistakes: list[tuple[Callable[[torch.Tensor], torch.Tensor], str]] = (),
+    factors: dict[float, str] | None = None,
+) -> None:
+    """Diagnose a hand-derived gradient against autograd's: shape, known wrong formulas, constant factors."""
+    got = require_tensor(got, what)
+    require_shape(got, x.shape, what, "Le gradient d'une fonction scalaire a la forme de son entrée `x`.")
+    if close(got, expected):
+        return
+    for formula, message in mistakes:
+        if close(got, formula(x)):
+            raise WrongAnswer(message)
+    k = scale_factor(got, expected)
+    if k is not None and factors is not None:
+        for factor, message in factors.items():
+            if abs(k - factor) < 1e-3 * max(1.0, abs(factor)):
+                raise WrongAnswer(message)
+        raise WrongAnswer(
+            f"{what} vaut {k:.4g} fois le bon gradient : un facteur constant est faux dans votre formule."
+        )
+    raise WrongAnswer(
+        f"{what} est faux pour x = {fmt_values(x)} : vous renvoyez {fmt_values(got)}, autograd donne "
+        f"{fmt_values(expected)} (écart maximal {max_gap(got, expected):.3g})."
+    )

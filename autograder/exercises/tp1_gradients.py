@@ -6,7 +6,7 @@ here gives an answer away: the package ships to students.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,7 +15,16 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from autograder.autograd_guard import forbid_autograd
 from autograder.exercise import Exercise, call, register
-from autograder.tensor_checks import close, fmt_shape, max_gap, require_shape, require_tensor, scale_factor
+from autograder.tensor_checks import (
+    autograd_gradient,
+    close,
+    compare_hand_gradient,
+    fmt_shape,
+    fmt_values,
+    require_shape,
+    require_tensor,
+    scale_factor,
+)
 from autograder.verdict import NotAttempted, WrongAnswer
 
 ASSIGNMENT = "tp1_gradients"
@@ -34,11 +43,6 @@ def _randint(rng: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=rng))
 
 
-def _fmt(t: torch.Tensor) -> str:
-    values = ", ".join(f"{v:.4g}" for v in t.detach().double().flatten().tolist())
-    return f"[{values}]" if t.dim() else values
-
-
 @contextmanager
 def _recording_backward_gradients() -> Iterator[list[Any]]:
     """Record the ``gradient`` argument of every ``backward`` call made inside the block."""
@@ -54,43 +58,6 @@ def _recording_backward_gradients() -> Iterator[list[Any]]:
         yield calls
     finally:
         torch.autograd.backward = original
-
-
-def _autograd_grad(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Reference gradient of a scalar function, computed by autograd on a fresh leaf."""
-    leaf = x.detach().clone().requires_grad_(True)
-    fn(leaf).backward()
-    return leaf.grad
-
-
-def _compare_hand_gradient(
-    got: Any,
-    expected: torch.Tensor,
-    x: torch.Tensor,
-    what: str,
-    mistakes: list[tuple[Callable[[torch.Tensor], torch.Tensor], str]],
-    factors: dict[float, str],
-) -> None:
-    """Shared diagnosis for hand-derived gradients: shape, known wrong formulas, constant factors."""
-    got = require_tensor(got, what)
-    require_shape(got, x.shape, what, "Le gradient d'une fonction scalaire a la forme de son entrée `x`.")
-    if close(got, expected):
-        return
-    for formula, message in mistakes:
-        if close(got, formula(x)):
-            raise WrongAnswer(message)
-    k = scale_factor(got, expected)
-    if k is not None:
-        for factor, message in factors.items():
-            if abs(k - factor) < 1e-3 * max(1.0, abs(factor)):
-                raise WrongAnswer(message)
-        raise WrongAnswer(
-            f"{what} vaut {k:.4g} fois le bon gradient : un facteur constant est faux dans votre formule."
-        )
-    raise WrongAnswer(
-        f"{what} est faux pour x = {_fmt(x)} : vous renvoyez {_fmt(got)}, autograd donne {_fmt(expected)} "
-        f"(écart maximal {max_gap(got, expected):.3g})."
-    )
 
 
 @register
@@ -132,11 +99,11 @@ class BuildGraph(Exercise):
                 if k is not None and abs(k - n) < 1e-3:
                     raise WrongAnswer(f"`f` vaut {n} fois la valeur attendue : `.sum()` au lieu de `.mean()`.")
                 raise WrongAnswer(
-                    f"`f` vaut {f.item():.5g} au lieu de {expected.item():.5g} pour x = {_fmt(x)} : "
+                    f"`f` vaut {f.item():.5g} au lieu de {expected.item():.5g} pour x = {fmt_values(x)} : "
                     "vérifiez la formule f(x) = moyenne(exp(2x) − x)."
                 )
             got_grad = torch.autograd.grad(f, x, allow_unused=True)[0]
-            ref_grad = _autograd_grad(lambda t: (torch.exp(2 * t) - t).mean(), x)
+            ref_grad = autograd_gradient(lambda t: (torch.exp(2 * t) - t).mean(), x)
             if got_grad is None or not close(got_grad, ref_grad):
                 raise WrongAnswer(
                     "La valeur de `f` est juste, mais une partie du calcul ne remonte pas jusqu'à `x` "
@@ -201,8 +168,8 @@ class HandGradient(Exercise):
             x = _randn(rng, n, scale=2.0)
             with forbid_autograd():
                 got = call(grad_z, x.clone(), what=f"grad_z(x) avec x de forme {fmt_shape(x.shape)}")
-            expected = _autograd_grad(lambda t: ((t + 2) * (t + 2) * 2).mean(), x)
-            _compare_hand_gradient(
+            expected = autograd_gradient(lambda t: ((t + 2) * (t + 2) * 2).mean(), x)
+            compare_hand_gradient(
                 got,
                 expected,
                 x,
@@ -248,8 +215,8 @@ class ChainRule(Exercise):
             x = _randn(rng, 3 + trial % 4, scale=1.5)
             with forbid_autograd():
                 got = call(grad_g, x.clone(), what=f"grad_g(x) avec x de forme {fmt_shape(x.shape)}")
-            expected = _autograd_grad(lambda t: torch.sin(t**2).sum(), x)
-            _compare_hand_gradient(
+            expected = autograd_gradient(lambda t: torch.sin(t**2).sum(), x)
+            compare_hand_gradient(
                 got,
                 expected,
                 x,
@@ -313,8 +280,9 @@ class VectorJacobianProduct(Exercise):
                         "gradients s'accumulent dans `x.grad`."
                     )
                 raise WrongAnswer(
-                    f"Vous renvoyez {_fmt(got)} au lieu de vᵀ·J = {_fmt(expected)} (J, la matrice jacobienne de "
-                    "`two_outputs` en x, calculée par `torch.autograd.functional.jacobian`)."
+                    f"Vous renvoyez {fmt_values(got)} au lieu de vᵀ·J = {fmt_values(expected)} "
+                    "(J, la matrice jacobienne de `two_outputs` en x, calculée par "
+                    "`torch.autograd.functional.jacobian`)."
                 )
             if not any(g is not None for g in calls):
                 raise WrongAnswer(
@@ -351,7 +319,7 @@ class Accumulation(Exercise):
             if len(history) != epochs:
                 raise WrongAnswer(f"{len(history)} gradients renvoyés pour {epochs} époques : un par époque.")
             history = [require_tensor(h, f"Le gradient de l'époque {k + 1}") for k, h in enumerate(history)]
-            expected = _autograd_grad(lambda t, x=x: ((t * x) ** 2).sum(), w)
+            expected = autograd_gradient(lambda t, x=x: ((t * x) ** 2).sum(), w)
             if all(close(h, expected) for h in history):
                 continue
             if len({id(h) for h in history}) < len(history) or len({h.data_ptr() for h in history}) < len(history):
@@ -365,8 +333,8 @@ class Accumulation(Exercise):
                     "`w.grad`. Remettez-le à zéro à chaque époque avec `w.grad.zero_()`."
                 )
             raise WrongAnswer(
-                f"Gradients incorrects : attendu {_fmt(expected)} à chaque époque, obtenu "
-                + ", ".join(_fmt(h) for h in history)
+                f"Gradients incorrects : attendu {fmt_values(expected)} à chaque époque, obtenu "
+                + ", ".join(fmt_values(h) for h in history)
                 + "."
             )
         return "le gradient est le même à chaque époque : il est bien remis à zéro."
@@ -426,7 +394,9 @@ class NoGradUpdate(Exercise):
                         f"Le pas effectif est {k:.4g} au lieu de lr = {lr} : utilisez le paramètre `lr` de la "
                         "fonction, sans constante en dur."
                     )
-                raise WrongAnswer(f"`w` vaut {_fmt(w)} au lieu de {_fmt(expected)} après le pas de descente.")
+                raise WrongAnswer(
+                    f"`w` vaut {fmt_values(w)} au lieu de {fmt_values(expected)} après le pas de descente."
+                )
             if w._version == version:
                 raise WrongAnswer(
                     "Les valeurs sont justes, mais vous avez modifié `w.data`, ce qui contourne le suivi des "
@@ -510,7 +480,7 @@ class SGDLoop(Exercise):
             )
         accumulated = torch.zeros_like(start)
         for k, (_, w_k, grad_k) in enumerate(steps):
-            expected = _autograd_grad(loss_fn, w_k)
+            expected = autograd_gradient(loss_fn, w_k)
             accumulated = accumulated + expected
             if grad_k is None:
                 raise WrongAnswer(
