@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--limite-notebook", metavar="S", type=float, default=180.0, help="durée maximale d'une copie entière (s)"
     )
-    grade.add_argument("--memoire", metavar="Mio", type=int, default=4096, help="mémoire maximale d'une copie (Mio)")
+    grade.add_argument(
+        "--memoire", metavar="Mio", type=int, default=4096, help="mémoire qu'une copie peut allouer (Mio)"
+    )
     grade.add_argument("--sans-retours", action="store_true", help="ne pas générer les retours HTML")
     grade.set_defaults(func=cmd_grade)
 

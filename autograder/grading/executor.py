@@ -66,6 +66,10 @@ class WorkerStartError(RuntimeError):
     pass
 
 
+class _WorkerGone(RuntimeError):
+    """The worker died between two jobs: the job was not sent, it can go to a fresh worker."""
+
+
 @dataclass
 class _Job:
     notebook: nbformat.NotebookNode
@@ -329,30 +333,50 @@ class WorkerPool:
                     break
                 if not job.future.set_running_or_notify_cancel():
                     continue
-                if worker is None or not worker.alive():
-                    if worker is not None:
-                        worker.kill()
-                    worker, start_error = self._start(number)
                 try:
-                    result = self._run(worker, job, start_error)
-                except Exception as error:  # noqa: BLE001 - a grader bug must not lose the copy
-                    result = self._failed(job, "crashed", f"erreur interne du correcteur : {error!r}", 0.0)
-                    if worker is not None:
-                        worker.kill()
-                        worker = None
-                job.future.set_result(result)
-                if worker is not None and not worker.alive():
-                    worker.kill()
-                    worker = None
+                    worker, start_error = self._serve_one(number, job, worker, start_error)
+                except Exception as error:  # noqa: BLE001 - never leave a future unresolved
+                    if not job.future.done():
+                        job.future.set_exception(error)
         finally:
             if worker is not None:
                 worker.stop()
 
+    def _serve_one(
+        self, number: int, job: _Job, worker: _WorkerProcess | None, start_error: str | None
+    ) -> tuple[_WorkerProcess | None, str | None]:
+        """Run one job (on a fresh worker if needed, again on another one if it died before the job)."""
+        result = None
+        for _attempt in range(2):
+            if worker is None or not worker.alive():
+                if worker is not None:
+                    worker.kill()
+                worker, start_error = self._start(number)
+            try:
+                result = self._run(worker, job, start_error)
+                break
+            except _WorkerGone:
+                worker.kill()
+                worker = None
+            except Exception as error:  # noqa: BLE001 - a grader bug must not lose the copy
+                result = self._failed(job, "crashed", f"erreur interne du correcteur : {error!r}", 0.0)
+                if worker is not None:
+                    worker.kill()
+                    worker = None
+                break
+        if result is None:
+            result = self._failed(job, "crashed", "le processus de correction s'est arrêté avant la copie", 0.0)
+        job.future.set_result(result)
+        if worker is not None and not worker.alive():
+            worker.kill()
+            worker = None
+        return worker, start_error
+
     def _start(self, number: int) -> tuple[_WorkerProcess | None, str | None]:
         try:
             worker = _WorkerProcess(self, number)
-        except (WorkerStartError, OSError) as error:
-            return None, str(error) or "le processus s'est arrêté sans message"
+        except Exception as error:  # noqa: BLE001 - reported in the copies' results
+            return None, str(error) or f"le processus s'est arrêté sans message ({type(error).__name__})"
         with self._lock:
             self.stats.append({"worker": number, "startup": worker.startup, "preload": worker.ready.get("preload")})
             self._workers[number] = worker
@@ -371,7 +395,10 @@ class WorkerPool:
                 cell.outputs = []
                 cell.execution_count = None
         files = {path: base64.b64encode(bytes(data)).decode("ascii") for path, data in job.files.items()}
-        worker.send({"name": job.name, "cells": cells, "files": files})
+        try:
+            worker.send({"name": job.name, "cells": cells, "files": files})
+        except OSError as error:
+            raise _WorkerGone from error
         limits = self.limits
         deadline = started + limits.notebook_timeout + limits.interrupt_grace + 30.0
         received: set[int] = set()
@@ -388,7 +415,6 @@ class WorkerPool:
                 received.add(index)
             elif message.get("t") == "done":
                 status = message.get("status", "crashed")
-                self.last_timing = message.get("timing")
                 return ExecutionResult(nb, status, message.get("message", ""), time.monotonic() - started)
         # The worker died or stopped answering: kill it, mark the cells it did not report.
         timed_out = time.monotonic() >= deadline

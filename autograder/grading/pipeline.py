@@ -71,14 +71,15 @@ class KeepLastDuplicate(DeduplicateIds):
 class PoolExecute(NbGraderPreprocessor):
     """Stands in for nbgrader's ``Execute``: runs the sanitized notebook in a warm sandboxed worker."""
 
-    def __init__(self, pool: WorkerPool, name: str, **kwargs):
+    def __init__(self, pool: WorkerPool, name: str, files: dict[str, bytes], **kwargs):
         super().__init__(**kwargs)
         self.pool = pool
         self.name = name
+        self.files = files  # the assignment's data and helper files, as nbgrader copies them next to each copy
         self.result: ExecutionResult | None = None
 
     def preprocess(self, nb, resources):
-        self.result = self.pool.execute(nb, name=self.name)
+        self.result = self.pool.submit(nb, name=self.name, files=self.files).result()
         executed = self.result.notebook
         # Keep nbgrader's sanitized cells (metadata, sources) and take only what execution produced.
         for cell, done in zip(nb.cells, executed.cells, strict=True):
@@ -187,7 +188,7 @@ class Grader:
     # -- one student -----------------------------------------------------------------------------
     def _autograde(self, pool: WorkerPool, sub: Submission) -> Outcome:
         coursedir = _course_dir(self.config, self.assignment, sub.student_id)
-        execute = PoolExecute(pool, sub.student_id, config=self.config)
+        execute = PoolExecute(pool, sub.student_id, self._assignment_files(), config=self.config)
         converter = Autograde(coursedir=coursedir, config=self.config, log=NBGRADER_LOG)
         converter.force = True
         converter.sanitize_preprocessors = [
@@ -261,6 +262,15 @@ class Grader:
                         on_done(outcome)
         self._read_scores(outcomes)
         return sorted(outcomes, key=lambda o: (o.submission.student_id == "", o.submission.student_id))
+
+    def _assignment_files(self) -> dict[str, bytes]:
+        """Non-notebook files of source/<assignment>/ (data, helper modules), keyed by relative path."""
+        folder = self.root / "source" / self.assignment
+        return {
+            str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts
+        }
 
     def _release_notebook(self) -> Path:
         path = self.root / "release" / self.assignment / f"{self.assignment}.ipynb"

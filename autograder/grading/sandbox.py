@@ -3,11 +3,12 @@
 The sandbox sees, read-only: /usr (with Debian's /bin, /lib... symlinks), /etc (minus password
 hashes and host keys), the Python interpreter's prefix, the virtualenv and the installed
 ``autograder`` package folder only (with an editable install, ``<repo>/autograder`` and never the
-repository root: ``source/`` holds the solutions and ``gradebook.db`` the grades). /tmp is a
-private, size-limited tmpfs and the only writable place (with /dev/shm); / and /dev are read-only;
-/proc and /dev are private. All namespaces are unshared (network,
-PID, IPC, UTS, user, cgroup), every capability is dropped, no new user namespace can be created
-inside, and the sandbox dies with its parent.
+repository root: ``source/`` holds the solutions and ``gradebook.db`` the grades; a layout that
+would expose it is refused). / and /dev are read-only; /tmp (size-limited) and /dev/shm are the
+only writable places, private tmpfs. /proc is private. All namespaces are unshared (network, PID,
+IPC, UTS, user, cgroup), every capability is dropped, no new user namespace can be created inside,
+and the sandbox dies with its parent. Works as root and as a normal user (unprivileged user
+namespaces, enabled by default on Debian).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ SANDBOX_HOME = "/tmp/home"
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _MASKED_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
 _MASKED_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be built safely (French message)."""
 
 
 def bwrap_path() -> str | None:
@@ -59,6 +64,19 @@ def _covered(path: Path, roots: list[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
+def check_course_hidden(bound: list[Path]) -> None:
+    """Refuse a sandbox that would see the course (a venv created in the repository, a course under /usr...)."""
+    course = package_dir().parent
+    if not ((course / "nbgrader_config.py").exists() or (course / "source").is_dir()):
+        return  # a regular install in site-packages: no course folder next to the package
+    for path in bound:
+        if course == path or course.is_relative_to(path):
+            raise SandboxError(
+                f"le dossier {path} monté dans le bac à sable contient le cours ({course}, avec les solutions "
+                "et le carnet de notes) : placez l'environnement Python et le cours dans des dossiers distincts."
+            )
+
+
 def minimal_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of a sandboxed worker."""
     env = {
@@ -71,6 +89,7 @@ def minimal_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",  # same set/dict orders in every worker: re-grading gives identical outputs
     }
     env.update(extra or {})
     return env
@@ -121,7 +140,9 @@ def sandbox_argv(
     for masked in _MASKED_DIRS:
         if Path(masked).is_dir():
             args += ["--tmpfs", masked]
-    for path in readonly_paths():
+    bound = readonly_paths()
+    check_course_hidden([Path("/usr"), Path("/etc"), *bound])
+    for path in bound:
         args += ["--ro-bind", str(path), str(path)]
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_SIZE), "--tmpfs", "/dev/shm"]
     args += ["--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
@@ -150,8 +171,12 @@ def isolation_status() -> tuple[bool, str]:
         )
     probe = "import socket, sys; sys.stdout.write('ok')"
     try:
+        argv = sandbox_argv([sys.executable, "-S", "-c", probe])
+    except SandboxError as error:
+        return False, f"{error}"
+    try:
         done = subprocess.run(
-            sandbox_argv([sys.executable, "-S", "-c", probe]),
+            argv,
             capture_output=True,
             text=True,
             timeout=60,

@@ -200,10 +200,10 @@ def dropped_output_marker(count: int, mimes: list[str], limit: int) -> dict[str,
     return {"output_type": "display_data", "data": {"text/plain": text}, "metadata": {}}
 
 
-def truncation_marker(dropped: int, limit: int) -> str:
+def truncation_marker(dropped: int, limit: int, scope: str = "par cellule") -> str:
     return (
         f"\n[… sortie tronquée : {_thousands(dropped)} caractères supprimés, "
-        f"limite de {_thousands(limit)} caractères par cellule]\n"
+        f"limite de {_thousands(limit)} caractères {scope}]\n"
     )
 
 
@@ -255,6 +255,7 @@ class Worker:
         self.is_init = os.getpid() == 1  # PID 1 of a private PID namespace: kill(-1) is safe
         self.runtime: Runtime | None = None
         self.tmp_baseline: list[tuple[str, int, bytes | None]] = []
+        self.root_modes: dict[str, int] = {}
         self.doomed: set[int] = set()  # killed, not yet reaped (not counted as processes of the next job)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_read, False)
@@ -275,6 +276,7 @@ class Worker:
         self.runtime = Runtime.create()
         if self.is_init:
             self.tmp_baseline = _snapshot_tree("/tmp")
+            self.root_modes = {root: os.stat(root).st_mode & 0o7777 for root in ("/tmp", "/dev/shm")}
 
     # -- one job ------------------------------------------------------------------------------
     def run_job(self, job: dict[str, Any]) -> None:
@@ -348,7 +350,9 @@ class Worker:
     def _make_scratch(self, files: dict[str, str]) -> str:
         if self.is_init:
             scratch = SCRATCH
-            os.makedirs(scratch, exist_ok=True)
+            if os.path.lexists(scratch):
+                _force_remove(scratch)
+            os.makedirs(scratch)  # fails (and the host starts a fresh worker) if a job left it undeletable
         else:
             import tempfile
 
@@ -364,16 +368,18 @@ class Worker:
         return scratch
 
     def _wipe(self, scratch: str) -> None:
-        import shutil
-
         if self.is_init:
             # /tmp goes back to what the preload left (HOME, caches) and /dev/shm is emptied: a job
             # cannot leave anything behind for the next submission, nor change a cache it would read.
-            for root in ("/tmp", "/dev/shm"):
+            for root, mode in self.root_modes.items():
+                try:
+                    os.chmod(root, mode)
+                except OSError:
+                    pass
                 _empty_folder(root)
             _restore_tree("/tmp", self.tmp_baseline)
         else:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _force_remove(scratch)
 
     def _nproc_limit(self) -> int | None:
         """RLIMIT_NPROC for a job (counts the uid's tasks; inside a user namespace only the sandbox's)."""
@@ -463,21 +469,34 @@ def _snapshot_tree(root: str) -> list[tuple[str, int, bytes | None]]:
 
 
 def _empty_folder(root: str) -> None:
-    import shutil
-
     try:
         names = os.listdir(root)
     except OSError:
         return
     for name in names:
-        path = os.path.join(root, name)
+        _force_remove(os.path.join(root, name))
+
+
+def _force_remove(path: str) -> None:
+    """Remove a file or a tree, even one a job made unreadable (chmod 000: no capability overrides it)."""
+    import shutil
+
+    if os.path.islink(path) or not os.path.isdir(path):
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
+            os.unlink(path)
         except OSError:
             pass
+        return
+    stack = [path]
+    while stack:  # give every folder back its owner's permissions, iteratively (nesting can be deep)
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o700)
+            with os.scandir(folder) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _restore_tree(root: str, entries: list[tuple[str, int, bytes | None]]) -> None:
@@ -543,14 +562,19 @@ class CellRecord:
         self.extra: list[dict[str, Any]] = []  # grader errors appended after the kernel's outputs
         self.state = "pending"  # pending -> running -> done
         self.sent = False
+        self.kept = 0  # characters/bytes of output kept, counted in the job's total
+        self.capped = False  # cut by the job-wide cap rather than the per-cell limit
 
 
 class JobState:
-    """Outputs of every cell of one job, with the per-cell limits applied."""
+    """Outputs of every cell of one job, with the per-cell limits (and a job-wide cap) applied."""
 
     def __init__(self, job: dict[str, Any], limits: dict[str, Any], send):
         self.limits = limits
         self.send = send
+        # However many cells a notebook has, what the worker and the host keep stays bounded.
+        self.cap = 10 * (int(limits["max_output_bytes"]) + int(limits["max_output_chars"]))
+        self.total = 0
         self.order = [cell["i"] for cell in job["cells"]]
         self.grade_ids = {cell["i"]: cell.get("grade_id") for cell in job["cells"]}
         self.cells = {i: CellRecord(i) for i in self.order}
@@ -570,6 +594,8 @@ class JobState:
             self._clear(cell)
 
     def _clear(self, cell: CellRecord) -> None:
+        self.total -= cell.kept
+        cell.kept = 0
         cell.outputs = []
         cell.stream_chars = cell.dropped_chars = cell.rich_bytes = 0
         cell.truncated = cell.dropped_marker = None
@@ -585,14 +611,21 @@ class JobState:
             cell.sent = False  # late output (a background process): the cell is sent again
         self._prepare(cell)
         limit = int(self.limits["max_output_chars"])
-        budget = limit - cell.stream_chars
+        budget = min(limit - cell.stream_chars, self.cap - self.total)
+        if self.cap - self.total < limit - cell.stream_chars:
+            cell.capped = True
         if budget <= 0:
             cell.dropped_chars += len(text)
+            if cell.truncated is None:
+                cell.truncated = {"output_type": "stream", "name": name, "_chunks": []}
+                cell.outputs.append(cell.truncated)
             return
         if len(text) > budget:
             cell.dropped_chars += len(text) - budget
             text = text[:budget]
         cell.stream_chars += len(text)
+        cell.kept += len(text)
+        self.total += len(text)
         last = cell.outputs[-1] if cell.outputs else None
         if last is not None and last["output_type"] == "stream" and last["name"] == name and "_chunks" in last:
             last["_chunks"].append(text)
@@ -625,29 +658,36 @@ class JobState:
             if cell.errors >= MAX_ERRORS_PER_CELL:
                 return
             cell.errors += 1
-            cell.outputs.append(_bounded_error(output, int(self.limits["max_output_chars"])))
+            limit = int(self.limits["max_output_chars"]) if self.total < self.cap else 1000
+            error = _bounded_error(output, limit)
+            size = len(error["evalue"]) + sum(map(len, error["traceback"]))
+            cell.kept += size
+            self.total += size
+            cell.outputs.append(error)
             return
         if kind not in ("display_data", "execute_result"):
             return
         limit = int(self.limits["max_output_bytes"])
         size = output_size(output)
-        if cell.rich_bytes + size > limit:
+        if cell.rich_bytes + size > limit or self.total + size > self.cap:
             cell.dropped_rich.extend((output.get("data") or {}).keys())
             if cell.dropped_marker is None:
                 cell.dropped_marker = {"output_type": "display_data", "data": {}, "metadata": {}}
                 cell.outputs.append(cell.dropped_marker)
             return
         cell.rich_bytes += size
+        cell.kept += size
+        self.total += size
         cell.outputs.append(output)
 
     def oversized(self) -> None:
+        """A message too big to read: it may have been an error, so the cell must fail, never pass."""
         cell = self.target()
         if cell is None:
             return
-        cell.dropped_rich.append("données")
-        if cell.dropped_marker is None:
-            cell.dropped_marker = {"output_type": "display_data", "data": {}, "metadata": {}}
-            cell.outputs.append(cell.dropped_marker)
+        cell.outputs.append(
+            error_output("OutputTooLargeError", "Une sortie illisible, car trop volumineuse, a été supprimée.")
+        )
 
     def update_display(self, display_id: str, output: dict[str, Any]) -> None:
         for cell in self.cells.values():
@@ -692,6 +732,9 @@ class JobState:
                     f"La cellule a dépassé la limite de {_seconds(limit)} : elle a été interrompue.",
                 )
             )
+        # Report the cell at once: if the worker itself dies later, the host still has it. Output that
+        # arrives afterwards (a background process) makes it be sent again.
+        self.send_done_cells()
 
     # -- end of job ---------------------------------------------------------------------------
     def finish(self, outcome: tuple[str, str] | None, exit_status: int | None) -> None:
@@ -748,9 +791,7 @@ class JobState:
     def _not_executed_reason(self, kind: str) -> str:
         return {
             "cell_timeout_hard": "une cellule précédente a dépassé la limite de temps.",
-            "notebook_timeout": (
-                f"le notebook a dépassé la limite de {_seconds(self.limits['notebook_timeout'])}."
-            ),
+            "notebook_timeout": (f"le notebook a dépassé la limite de {_seconds(self.limits['notebook_timeout'])}."),
             "killed": "l'exécution a été arrêtée (limite de ressources dépassée).",
         }.get(kind, "le noyau s'est arrêté pendant une cellule précédente.")
 
@@ -786,7 +827,10 @@ class JobState:
             if "_chunks" in output:
                 clean["text"] = "".join(output["_chunks"])
                 if output is cell.truncated:
-                    clean["text"] += truncation_marker(cell.dropped_chars, int(self.limits["max_output_chars"]))
+                    if cell.capped:
+                        clean["text"] += truncation_marker(cell.dropped_chars, self.cap, "pour tout le notebook")
+                    else:
+                        clean["text"] += truncation_marker(cell.dropped_chars, int(self.limits["max_output_chars"]))
             if output is cell.dropped_marker:
                 clean = dropped_output_marker(
                     len(cell.dropped_rich), cell.dropped_rich, int(self.limits["max_output_bytes"])
@@ -801,19 +845,30 @@ class JobState:
 
 
 def _bounded_error(output: dict[str, Any], limit: int) -> dict[str, Any]:
-    def cut(text: Any) -> str:
-        text = text if isinstance(text, str) else str(text)
-        return text if len(text) <= limit else text[:limit] + "…"
+    """An error output of at most about ``limit`` characters; the end of the traceback (the message) is kept."""
 
-    traceback = output.get("traceback") or []
-    if not isinstance(traceback, list):
-        traceback = [traceback]
-    traceback = [cut(line) for line in traceback[:500]]
+    def cut(text: Any, size: int) -> str:
+        text = text if isinstance(text, str) else str(text)
+        return text if len(text) <= size else text[:size] + "…"
+
+    lines = output.get("traceback") or []
+    if not isinstance(lines, list):
+        lines = [lines]
+    kept: list[str] = []
+    budget = limit
+    for line in reversed(lines):
+        line = cut(line, budget)
+        kept.append(line)
+        budget -= len(line)
+        if budget <= 0:
+            if len(kept) < len(lines):
+                kept.append("…")
+            break
     return {
         "output_type": "error",
-        "ename": cut(output.get("ename", "Error")),
-        "evalue": cut(output.get("evalue", "")),
-        "traceback": traceback,
+        "ename": cut(output.get("ename", "Error"), 200),
+        "evalue": cut(output.get("evalue", ""), limit),
+        "traceback": kept[::-1],
     }
 
 
@@ -1145,6 +1200,7 @@ def emit_output(output: dict[str, Any], display_id: str | None = None, update: b
             output = dropped_output_marker(1, list((output.get("data") or {}).keys()), STATE.rich_limit)
     elif output.get("output_type") == "error":
         STATE.errors += 1
+        output = _bounded_error(output, STATE.stream_limit)  # a huge message must not make the frame unreadable
     if display_id is not None:
         output["_display_id"] = display_id
     if update:
@@ -1254,7 +1310,7 @@ class Runtime:
             torch.set_num_interop_threads(1)
         except RuntimeError:
             pass
-        import numpy  # noqa: F401
+        import numpy
         from traitlets.config import Config
 
         shell_class = _shell_class()
@@ -1281,6 +1337,11 @@ class Runtime:
         # Warm IPython's code paths (compiler, AST transforms) without touching the user namespace.
         shell.run_cell("pass", store_history=False, silent=True)
         _warm_up_torch(torch)
+        # Every submission starts from the same random state, whichever worker runs it: re-grading gives
+        # the same outputs even for unseeded code (a kernel would draw fresh seeds; PYTHONHASHSEED=0 too).
+        # `random` reseeds itself after a fork: the child seeds it again.
+        numpy.random.seed(0)
+        torch.manual_seed(0)
         runtime.genuine = {"check": autograder.check, "hint": autograder.hint}
         for name, module in _GENUINE_MODULE_NAMES.items():
             runtime.genuine[name] = sys.modules[module]
@@ -1313,7 +1374,6 @@ class Runtime:
         for fd in (null, out_w, err_w):
             os.close(fd)
         os.chdir(scratch)
-        os.environ["PWD"] = scratch
         try:
             os.nice(NICE)
         except OSError:
@@ -1339,6 +1399,9 @@ class Runtime:
                 resource.setrlimit(getattr(resource, name), (soft, hard))
             except (ValueError, OSError):
                 pass
+        import random
+
+        random.seed(0)
         STATE.owner = os.getpid()
         STATE.fd = ev_w
         STATE.shared = shared
@@ -1436,6 +1499,8 @@ def _warm_up_torch(torch: Any) -> None:
         grad.sum().backward()
         torch.autograd.functional.jacobian(lambda x: x.sin(), torch.ones(2))
         torch.testing.assert_close(torch.ones(2), torch.ones(2))
+        torch.linalg.eigvalsh(torch.eye(2))
+        torch.linalg.lstsq(torch.eye(2), torch.ones(2, 1))
 
 
 def _safe_str(value: Any) -> str:
