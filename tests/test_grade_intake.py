@@ -11,7 +11,7 @@ import pytest
 from autograder.grading.intake import IntakeError, collect, read_roster
 from autograder.grading.outcome import GRADED, NOT_GRADED, Outcome
 from autograder.grading.report import write_grades_csv, write_moodle_csv
-from tests.notebook_tools import student_copy
+from tests.notebook_tools import ROOT, student_copy
 
 ASSIGNMENT = "tp1_gradients"
 
@@ -126,3 +126,26 @@ def test_reports_are_quoted_utf8_and_moodle_ready(tmp_path):
     assert moodle[0]["Identifiant"] == "Participant 12345"
     assert moodle[0]["Nom complet"] == "Élodie Dupont" and moodle[0]["Note"] == "15"
     assert moodle[1]["Note"] == "0" and moodle[1]["Note maximale"] == "20"
+
+
+def test_grading_is_refused_without_a_sandbox(tmp_path, monkeypatch, capsys):
+    """Without bubblewrap, `autograder grade` refuses (French message) unless --sans-isolation is given."""
+    import autograder.grading.command as command
+    from autograder.cli import main
+
+    monkeypatch.setattr(command, "isolation_status", lambda: (False, "bubblewrap (commande bwrap) est introuvable"))
+    monkeypatch.chdir(ROOT)
+    copies = tmp_path / "copies"
+    write_notebook(copies / "alice.ipynb")
+    assert main(["grade", ASSIGNMENT, str(copies)]) == 2
+    err = capsys.readouterr().err
+    assert "impossible d'isoler les copies" in err and "--sans-isolation" in err
+    assert not (ROOT / "submitted" / "alice").exists()
+
+
+def test_unknown_assignment_is_a_french_error(monkeypatch, capsys):
+    from autograder.cli import main
+
+    monkeypatch.chdir(ROOT)
+    assert main(["grade", "tp9_inconnu", "copies"]) == 2
+    assert "TP inconnu « tp9_inconnu »" in capsys.readouterr().err
