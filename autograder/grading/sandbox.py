@@ -140,12 +140,14 @@ def sandbox_argv(
     for masked in _MASKED_DIRS:
         if Path(masked).is_dir():
             args += ["--tmpfs", masked]
+    # The tmpfs come before the read-only binds: when the course (and so its .venv) lives under /tmp,
+    # a later `--tmpfs /tmp` would hide the interpreter and the package.
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_SIZE), "--tmpfs", "/dev/shm"]
+    args += ["--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
     bound = readonly_paths()
     check_course_hidden([Path("/usr"), Path("/etc"), *bound])
     for path in bound:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_SIZE), "--tmpfs", "/dev/shm"]
-    args += ["--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
     if writable is not None:
         args += ["--bind", str(Path(writable)), str(Path(writable))]
     # bwrap's own root and /dev are unbounded tmpfs: read-only, only /tmp (bounded) can be written.

@@ -275,7 +275,8 @@ class Worker:
             os.makedirs(SANDBOX_HOME, exist_ok=True)
         self.runtime = Runtime.create()
         if self.is_init:
-            self.tmp_baseline = _snapshot_tree("/tmp")
+            self.protected = _protected_paths()
+            self.tmp_baseline = _snapshot_tree("/tmp", self.protected)
             self.root_modes = {root: os.stat(root).st_mode & 0o7777 for root in ("/tmp", "/dev/shm")}
 
     # -- one job ------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ class Worker:
                     os.chmod(root, mode)
                 except OSError:
                     pass
-                _empty_folder(root)
+                _empty_folder(root, self.protected)
             _restore_tree("/tmp", self.tmp_baseline)
         else:
             _force_remove(scratch)
@@ -452,10 +453,25 @@ class Worker:
             time.sleep(0.001)
 
 
-def _snapshot_tree(root: str) -> list[tuple[str, int, bytes | None]]:
+def _protected_paths() -> frozenset[str]:
+    """Read-only binds of the sandbox (interpreter, venv, package). When the course lives under /tmp they sit
+    inside the job's /tmp: never read, copy or delete them while resetting /tmp between jobs."""
+    from autograder.grading.sandbox import readonly_paths
+
+    return frozenset(str(p) for p in readonly_paths())
+
+
+def _holds_protected(path: str, protected: frozenset[str]) -> bool:
+    """``path`` is a protected bind, or a folder on the way to one."""
+    prefix = path.rstrip("/") + "/"
+    return path in protected or any(p.startswith(prefix) for p in protected)
+
+
+def _snapshot_tree(root: str, protected: frozenset[str] = frozenset()) -> list[tuple[str, int, bytes | None]]:
     """(relative path, mode, content or None for a folder) of everything under ``root``."""
     entries: list[tuple[str, int, bytes | None]] = []
     for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in protected]
         for name in dirs:
             path = os.path.join(folder, name)
             entries.append((os.path.relpath(path, root), os.stat(path).st_mode & 0o7777, None))
@@ -468,13 +484,19 @@ def _snapshot_tree(root: str) -> list[tuple[str, int, bytes | None]]:
     return entries
 
 
-def _empty_folder(root: str) -> None:
+def _empty_folder(root: str, protected: frozenset[str] = frozenset()) -> None:
     try:
         names = os.listdir(root)
     except OSError:
         return
     for name in names:
-        _force_remove(os.path.join(root, name))
+        path = os.path.join(root, name)
+        if path in protected:
+            continue
+        if _holds_protected(path, protected):
+            _empty_folder(path, protected)  # keep the way to the bind, remove what a job added beside it
+        else:
+            _force_remove(path)
 
 
 def _force_remove(path: str) -> None:
