@@ -187,8 +187,10 @@ def graded(tmp_path_factory):
     (copies / "lisez-moi.txt").write_text("pas une copie", encoding="utf-8")
     roster = course / "etudiants.csv"
     roster.write_text("id,nom,prenom,email\nreference,Ref,Érence,ref@example.fr\nabsente,Dupont,Anne,a@example.fr\n")
-    isolation = [] if isolation_status()[0] else ["--sans-isolation"]
-    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "5", *isolation]
+    available, reason = isolation_status()
+    if not available:  # the expected outcomes assume the sandbox (e.g. reading the solution fails)
+        pytest.skip(f"bubblewrap indisponible : {reason}")
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "5"]
     run = subprocess.run(args, cwd=course, env=kernel_env(), capture_output=True, text=True, timeout=900)
     rows = {
         r["student_id"]: r for r in csv.DictReader((course / "grades" / f"{ASSIGNMENT}.csv").open(encoding="utf-8"))
@@ -317,8 +319,7 @@ def test_moodle_zip_in_moodle_csv_out(graded, tmp_path):
             nbformat.writes(student_copy(ASSIGNMENT, wrong("tp1_vjp"))),
         )
         zf.writestr("Zoé Petit_34567_assignsubmission_onlinetext_/onlinetext.html", "<p>oubli</p>")
-    isolation = [] if isolation_status()[0] else ["--sans-isolation"]
-    args = [AUTOGRADER, "grade", ASSIGNMENT, str(archive), "--sans-retours", *isolation]
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(archive), "--sans-retours"]
     run = subprocess.run(args, cwd=graded["course"], env=kernel_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     moodle = {
