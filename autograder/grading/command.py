@@ -12,8 +12,8 @@ from pathlib import Path
 
 import nbformat
 from rich.console import Console
-from sqlalchemy.exc import SAWarning
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SAWarning
 
 from autograder.grading import report
 from autograder.grading.executor import ExecutionLimits, WorkerPool
