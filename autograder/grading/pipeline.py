@@ -110,15 +110,17 @@ def _course_dir(config: Config, assignment: str, student: str = ".") -> CourseDi
     return coursedir
 
 
-def ensure_assignment_in_gradebook(root: Path, assignment: str, config: Config) -> None:
-    """autograde needs the assignment's cells in the gradebook: record them from source/ if missing."""
+def ensure_assignment_generated(root: Path, assignment: str, config: Config) -> None:
+    """autograde needs the assignment's cells in the gradebook, and the reports read release/: run nbgrader's
+    generate_assignment when either is missing (it writes the same release/ as `make release`)."""
     coursedir = _course_dir(config, assignment)
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        try:
-            if gb.find_assignment(assignment).notebooks:
-                return
-        except MissingEntry:
-            pass
+    if (root / "release" / assignment / f"{assignment}.ipynb").exists():
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            try:
+                if gb.find_assignment(assignment).notebooks:
+                    return
+            except MissingEntry:
+                pass
     generator = GenerateAssignment(coursedir=coursedir, config=config)
     generator.force = True
     generator.start()
@@ -231,7 +233,6 @@ class Grader:
     def grade(
         self, submissions: list[Submission], *, on_done: Callable[[Outcome], None] | None = None
     ) -> list[Outcome]:
-        ensure_assignment_in_gradebook(self.root, self.assignment, self.config)
         release = nbformat.read(self._release_notebook(), as_version=4)
         outcomes: list[Outcome] = []
         gradable = []
@@ -273,13 +274,8 @@ class Grader:
         }
 
     def _release_notebook(self) -> Path:
-        path = self.root / "release" / self.assignment / f"{self.assignment}.ipynb"
-        if not path.exists():
-            coursedir = _course_dir(self.config, self.assignment)
-            generator = GenerateAssignment(coursedir=coursedir, config=self.config)
-            generator.force = True
-            generator.start()
-        return path
+        ensure_assignment_generated(self.root, self.assignment, self.config)
+        return self.root / "release" / self.assignment / f"{self.assignment}.ipynb"
 
     def grade_ids(self) -> list[str]:
         """Graded cells in notebook order (the CSV columns)."""
@@ -297,7 +293,7 @@ class Grader:
             maximum = float(gb.find_assignment(self.assignment).max_score)
             for outcome in outcomes:
                 outcome.max_score = maximum
-                if outcome.status not in (GRADED, GRADED_PARTIAL):
+                if not outcome.graded:
                     continue
                 submission = gb.find_submission(self.assignment, outcome.submission.student_id)
                 outcome.score = float(submission.score)
@@ -309,7 +305,7 @@ class Grader:
         """French HTML feedback (hidden tests removed) for every graded student."""
         pages = {}
         for outcome in outcomes:
-            if outcome.status not in (GRADED, GRADED_PARTIAL):
+            if not outcome.graded:
                 continue
             student = outcome.submission.student_id
             coursedir = _course_dir(self.config, self.assignment, student)

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autograder.grading.outcome import ABSENT, GRADED, GRADED_PARTIAL, Outcome
+from autograder.grading.outcome import ABSENT, GRADED_PARTIAL, Outcome
 
 SCALE = 20
 
@@ -22,8 +22,7 @@ def write_grades_csv(path: Path, outcomes: list[Outcome], grade_ids: list[str]) 
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(["student_id", *grade_ids, "score", "max_score", "status", "raison", "remarques", "origine"])
         for o in outcomes:
-            graded = o.status in (GRADED, GRADED_PARTIAL)
-            cells = [_number(o.scores.get(g, 0.0)) if graded else "" for g in grade_ids]
+            cells = [_number(o.scores.get(g, 0.0)) if o.graded else "" for g in grade_ids]
             writer.writerow(
                 [
                     o.submission.student_id,
@@ -66,7 +65,7 @@ def _number(value: float) -> str:
 
 def summary(console: Console, outcomes: list[Outcome], assignment: str) -> None:
     """Closing table: counts, failures and why, mean, distribution."""
-    graded = [o for o in outcomes if o.status in (GRADED, GRADED_PARTIAL)]
+    graded = [o for o in outcomes if o.graded]
     absent = [o for o in outcomes if o.status == ABSENT]
     failed = [o for o in outcomes if o not in graded and o not in absent]
     table = Table(title=f"Correction de {assignment}", show_header=False)
