@@ -97,6 +97,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify_command(args)
 
 
+def _add_cell_limit(parser: argparse.ArgumentParser) -> None:
+    # No default here: options left out keep ExecutionLimits' defaults (defined in one place).
+    parser.add_argument("--limite-cellule", metavar="S", type=float, help="durée maximale d'une cellule (s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autograder",
@@ -145,15 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="corriger sans bac à sable (déconseillé : le code des étudiant·e·s s'exécute avec vos droits)",
     )
-    grade.add_argument(
-        "--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)"
-    )
-    grade.add_argument(
-        "--limite-notebook", metavar="S", type=float, default=180.0, help="durée maximale d'une copie entière (s)"
-    )
-    grade.add_argument(
-        "--memoire", metavar="Mio", type=int, default=4096, help="mémoire qu'une copie peut allouer (Mio)"
-    )
+    _add_cell_limit(grade)
+    grade.add_argument("--limite-notebook", metavar="S", type=float, help="durée maximale d'une copie entière (s)")
+    grade.add_argument("--memoire", metavar="Mio", type=int, help="mémoire qu'une copie peut allouer (Mio)")
     grade.add_argument("--sans-retours", action="store_true", help="ne pas générer les retours HTML")
     grade.set_defaults(func=cmd_grade)
 
@@ -164,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "et affiche le bilan de chaque question. Code de sortie 0 si tout passe, 1 sinon.",
     )
     verify.add_argument("notebook", metavar="NOTEBOOK", type=Path, help="le notebook à vérifier (.ipynb)")
-    verify.add_argument(
-        "--limite-cellule", metavar="S", type=float, default=30.0, help="durée maximale d'une cellule (s)"
-    )
+    _add_cell_limit(verify)
     verify.set_defaults(func=cmd_verify)
     return parser
 

@@ -24,6 +24,11 @@ from autograder.grading.sandbox import isolation_status
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+def _limits(**given: float | None) -> ExecutionLimits:
+    """ExecutionLimits with the options the user gave; the others keep their defaults."""
+    return ExecutionLimits(**{name: value for name, value in given.items() if value is not None})
+
+
 def grade_command(args: argparse.Namespace, root: Path) -> int:
     console = Console(stderr=False)
     errors = Console(stderr=True)
@@ -51,9 +56,7 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
             "⚠️  Correction SANS isolation : le code des étudiant·e·s s'exécute avec vos droits "
             "(il peut lire les solutions et modifier le carnet de notes)."
         )
-    limits = ExecutionLimits(
-        cell_timeout=args.limite_cellule, notebook_timeout=args.limite_notebook, memory_mb=args.memoire
-    )
+    limits = _limits(cell_timeout=args.limite_cellule, notebook_timeout=args.limite_notebook, memory_mb=args.memoire)
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
         try:
             submissions = collect(Path(args.submissions), assignment, Path(scratch), args.liste)
@@ -111,7 +114,7 @@ def verify_command(args: argparse.Namespace) -> int:
     if not graded:
         print(f"{path.name} : aucune cellule de test (ce n'est pas un TP noté ?).")
         return 1
-    limits = ExecutionLimits(cell_timeout=args.limite_cellule)
+    limits = _limits(cell_timeout=args.limite_cellule)
     print(f"Vérification de {path.name} (tests visibles seulement ; la correction ajoute des tests cachés)…")
     with WorkerPool(1, limits, isolated=False) as pool:
         result = pool.execute(nb, name=path.stem)
