@@ -19,7 +19,7 @@ from nbgrader.api import Gradebook
 from autograder import get_exercise
 from autograder.grading.sandbox import isolation_status
 from tests.conftest import nbgrader
-from tests.fixtures.tp1_wrong_answers import NBGRADER_CASES, WRONG_ANSWERS
+from tests.fixtures.tp1_gradients_wrong_answers import NBGRADER_CASES, WRONG_ANSWERS
 from tests.notebook_tools import ROOT, kernel_env, nbgrader_meta, student_copy
 
 pytestmark = pytest.mark.grading

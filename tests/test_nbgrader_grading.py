@@ -1,6 +1,7 @@
 """End to end with nbgrader itself: reference 20/20, blank 0/20, each typical mistake loses exactly its points.
 
-Runs the real `nbgrader generate_assignment` / `autograde` / `generate_feedback` in a temporary copy of the course.
+Runs the real `nbgrader generate_assignment` / `autograde` / `generate_feedback` in a temporary copy of the course,
+for every assignment in ``source/``. The tampering scenarios (edited or deleted test cells) are TP1's.
 """
 
 from __future__ import annotations
@@ -14,54 +15,89 @@ from nbgrader.api import Gradebook
 
 from autograder import get_exercise
 from tests.conftest import nbgrader
-from tests.fixtures.tp1_wrong_answers import NBGRADER_CASES, WRONG_ANSWERS
-from tests.notebook_tools import ROOT, nbgrader_meta, outputs_text, student_copy
+from tests.fixtures import mistakes
+from tests.notebook_tools import ASSIGNMENTS, ROOT, nbgrader_meta, outputs_text, student_copy
 
 pytestmark = pytest.mark.grading
 
-ASSIGNMENT = "tp1_gradients"
-WRONG = {w.behaviour: w for w in WRONG_ANSWERS}
+TP1 = "tp1_gradients"
+# (assignment, grade_id) pairs: one typical mistake per question, graded end to end.
+CASES = [(a, g) for a in ASSIGNMENTS for g in sorted(mistakes(a).NBGRADER_CASES)]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def course(tmp_path_factory):
     course = tmp_path_factory.mktemp("cours")
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "source", course / "source")
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    return course
 
-    submissions = {"reference": student_copy(ASSIGNMENT), "blank": student_copy(ASSIGNMENT, answered=False)}
-    for behaviour in NBGRADER_CASES.values():
-        wrong = WRONG[behaviour]
-        submissions[behaviour] = student_copy(ASSIGNMENT, {wrong.cell_id: wrong.source})
-    submissions.update(tampered_submissions())
+
+@pytest.fixture(scope="module")
+def graded_all(course):
+    """Grade every assignment once (lazily) in the same course; one gradebook, as an instructor would."""
+    cache: dict[str, dict] = {}
+
+    def grade(assignment: str) -> dict:
+        if assignment not in cache:
+            cache[assignment] = _grade(course, assignment)
+        return cache[assignment]
+
+    return grade
+
+
+@pytest.fixture
+def graded(graded_all):
+    return graded_all(TP1)
+
+
+def _grade(course, assignment: str) -> dict:
+    fixtures = mistakes(assignment)
+    wrong = {w.behaviour: w for w in fixtures.WRONG_ANSWERS}
+    nbgrader(course, "generate_assignment", assignment, "--force")
+
+    submissions = {"reference": student_copy(assignment), "blank": student_copy(assignment, answered=False)}
+    for behaviour in fixtures.NBGRADER_CASES.values():
+        submissions[behaviour] = student_copy(assignment, {wrong[behaviour].cell_id: wrong[behaviour].source})
+    if assignment == TP1:
+        submissions.update(tampered_submissions())
     for student, nb in submissions.items():
-        folder = course / "submitted" / student / ASSIGNMENT
+        folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+        nbformat.write(nb, folder / f"{assignment}.ipynb")
 
-    result = nbgrader(course, "autograde", ASSIGNMENT, check=False)
-    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    result = nbgrader(course, "autograde", assignment, check=False)
+    nbgrader(course, "generate_feedback", assignment)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        scores = {s: gb.find_submission(ASSIGNMENT, s).score for s in submissions}
-        max_score = gb.find_assignment(ASSIGNMENT).max_score
+        scores = {s: gb.find_submission(assignment, s).score for s in submissions}
+        max_score = gb.find_assignment(assignment).max_score
         per_cell = {
-            s: {g.name: g.score for g in gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, s).grades}
+            s: {g.name: g.score for g in gb.find_submission_notebook(assignment, assignment, s).grades}
             for s in submissions
         }
-    return {"course": course, "result": result, "scores": scores, "max": max_score, "per_cell": per_cell}
+    return {
+        "assignment": assignment,
+        "course": course,
+        "result": result,
+        "scores": scores,
+        "max": max_score,
+        "per_cell": per_cell,
+        "wrong": wrong,
+        "cases": fixtures.NBGRADER_CASES,
+    }
 
 
 def tampered_submissions() -> dict[str, nbformat.NotebookNode]:
-    """Submissions that edit what they should not; nbgrader must restore it, then grade."""
-    deleted = student_copy(ASSIGNMENT)
+    """TP1 submissions that edit what they should not; nbgrader must restore it, then grade."""
+    fixtures = mistakes(TP1)
+    deleted = student_copy(TP1)
     deleted.cells = [c for c in deleted.cells if nbgrader_meta(c).get("grade_id") != "tp1_vjp"]
-    wrong = WRONG[NBGRADER_CASES["tp1_hand_grad"]]
+    wrong = next(w for w in fixtures.WRONG_ANSWERS if w.behaviour == fixtures.NBGRADER_CASES["tp1_hand_grad"])
     edited = student_copy(
-        ASSIGNMENT, {wrong.cell_id: wrong.source, "tp1_hand_grad": 'print("✅ tp1_hand_grad — Correct")'}
+        TP1, {wrong.cell_id: wrong.source, "tp1_hand_grad": 'print("✅ tp1_hand_grad — Correct")'}
     )
     noisy = student_copy(
-        ASSIGNMENT,
+        TP1,
         {
             "tp1_chain_rule_answer": (
                 "import warnings\n\n"
@@ -75,43 +111,51 @@ def tampered_submissions() -> dict[str, nbformat.NotebookNode]:
     return {"test_cell_deleted": deleted, "test_cell_edited": edited, "warning_on_stderr": noisy}
 
 
-def autograded_cell(course, student, grade_id):
-    nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+def autograded_cell(course, student, grade_id, assignment=TP1):
+    nb = nbformat.read(course / "autograded" / student / assignment / f"{assignment}.ipynb", as_version=4)
     return next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id)
 
 
-def test_autograde_succeeds(graded):
-    assert graded["result"].returncode == 0, graded["result"].stderr
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograde_succeeds(graded_all, assignment):
+    result = graded_all(assignment)["result"]
+    assert result.returncode == 0, result.stderr
 
 
-def test_reference_gets_20_of_20(graded):
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_gets_20_of_20(graded_all, assignment):
+    graded = graded_all(assignment)
     assert graded["max"] == 20
     assert graded["scores"]["reference"] == 20, graded["per_cell"]["reference"]
 
 
-def test_blank_release_gets_0(graded):
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_blank_release_gets_0(graded_all, assignment):
+    graded = graded_all(assignment)
     assert graded["scores"]["blank"] == 0
-    for grade_id in NBGRADER_CASES:
-        text = outputs_text(autograded_cell(graded["course"], "blank", grade_id)).replace("\u00a0", " ")
-        assert "Question non tentée" in text
+    for grade_id in graded["cases"]:
+        cell = autograded_cell(graded["course"], "blank", grade_id, assignment)
+        assert "Question non tentée" in outputs_text(cell).replace("\u00a0", " ")
 
 
-@pytest.mark.parametrize("grade_id", sorted(NBGRADER_CASES))
-def test_typical_mistake_loses_exactly_its_points(graded, grade_id):
-    behaviour = NBGRADER_CASES[grade_id]
+@pytest.mark.parametrize(("assignment", "grade_id"), CASES)
+def test_typical_mistake_loses_exactly_its_points(graded_all, assignment, grade_id):
+    graded = graded_all(assignment)
+    behaviour = graded["cases"][grade_id]
     points = get_exercise(grade_id).points
     assert graded["scores"][behaviour] == 20 - points, graded["per_cell"][behaviour]
     assert graded["per_cell"][behaviour][grade_id] == 0
-    text = outputs_text(autograded_cell(graded["course"], behaviour, grade_id)).replace("\u00a0", " ")
-    assert WRONG[behaviour].expected in text
+    text = outputs_text(autograded_cell(graded["course"], behaviour, grade_id, assignment)).replace("\u00a0", " ")
+    assert graded["wrong"][behaviour].expected in text
 
 
-@pytest.mark.parametrize("grade_id", sorted(NBGRADER_CASES))
-def test_feedback_carries_the_french_explanation(graded, grade_id):
-    behaviour = NBGRADER_CASES[grade_id]
-    page = graded["course"] / "feedback" / behaviour / ASSIGNMENT / f"{ASSIGNMENT}.html"
+@pytest.mark.parametrize(("assignment", "grade_id"), CASES)
+def test_feedback_carries_the_french_explanation(graded_all, assignment, grade_id):
+    graded = graded_all(assignment)
+    behaviour = graded["cases"][grade_id]
+    page = graded["course"] / "feedback" / behaviour / assignment / f"{assignment}.html"
     text = html.unescape(page.read_text(encoding="utf-8")).replace("\u00a0", " ")
-    assert WRONG[behaviour].expected in text
+    assert graded["wrong"][behaviour].expected in text
 
 
 def test_deleted_test_cell_is_restored_and_graded(graded):

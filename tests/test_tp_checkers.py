@@ -1,4 +1,7 @@
-"""Unit tests of the TP1 checkers: the reference passes, each typical mistake is named, stubs read « non tentée »."""
+"""Unit tests of the TP checkers: the reference passes, each typical mistake is named, stubs read « non tentée ».
+
+The generic tests run for every assignment in ``source/``; each has its fixture module of typical mistakes.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +10,46 @@ import pytest
 from autograder import check, get_exercise
 from autograder.exercise import all_exercises
 from autograder.verdict import NotAttempted, WrongAnswer
-from tests.fixtures.tp1_wrong_answers import WRONG_ANSWERS
-from tests.notebook_tools import answer_namespace, student_copy
+from tests.fixtures import mistakes
+from tests.notebook_tools import ASSIGNMENTS, answer_namespace, student_copy
 
-TP1_IDS = [e.id for e in all_exercises() if e.assignment == "tp1_gradients"]
+
+def question_ids(assignment: str) -> list[str]:
+    return [e.id for e in all_exercises() if e.assignment == assignment]
+
+
+QUESTIONS = [(a, q) for a in ASSIGNMENTS for q in question_ids(a)]
+WRONG = [(a, w) for a in ASSIGNMENTS for w in mistakes(a).WRONG_ANSWERS]
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return answer_namespace("tp1_gradients")
+def references():
+    return {a: answer_namespace(a) for a in ASSIGNMENTS}
 
 
-def test_tp1_is_worth_20_points():
-    assert sum(get_exercise(i).points for i in TP1_IDS) == 20
-    assert len(TP1_IDS) >= 6
+@pytest.fixture(scope="module")
+def reference(references):
+    return references["tp1_gradients"]
 
 
-@pytest.mark.parametrize("exercise_id", TP1_IDS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_assignment_is_worth_20_points(assignment):
+    ids = question_ids(assignment)
+    assert sum(get_exercise(i).points for i in ids) == 20
+    assert len(ids) >= 6
+
+
+@pytest.mark.parametrize(("assignment", "exercise_id"), QUESTIONS, ids=lambda v: v if isinstance(v, str) else None)
 @pytest.mark.parametrize("seed", [0, 1, 2026])
-def test_reference_solution_passes(reference, exercise_id, seed, capsys):
-    check(exercise_id, reference, seed=seed, trials=8)
+def test_reference_solution_passes(references, assignment, exercise_id, seed, capsys):
+    check(exercise_id, references[assignment], seed=seed, trials=8)
     out = capsys.readouterr().out
     assert out.startswith(f"✅ {exercise_id} — Correct")
 
 
-@pytest.mark.parametrize("wrong", WRONG_ANSWERS, ids=lambda w: w.behaviour)
-def test_typical_mistake_gets_its_explanation(wrong):
-    namespace = answer_namespace("tp1_gradients", {wrong.cell_id: wrong.source})
+@pytest.mark.parametrize(("assignment", "wrong"), WRONG, ids=[w.behaviour for _, w in WRONG])
+def test_typical_mistake_gets_its_explanation(assignment, wrong):
+    namespace = answer_namespace(assignment, {wrong.cell_id: wrong.source})
     with pytest.raises(WrongAnswer) as failure:
         check(wrong.exercise_id, namespace)
     rendered = failure.value.render().replace("\u00a0", " ")
@@ -41,22 +57,27 @@ def test_typical_mistake_gets_its_explanation(wrong):
     assert rendered.startswith(f"❌ {wrong.exercise_id} — Réponse incorrecte")
 
 
-def test_every_question_has_typical_mistakes():
-    covered = {w.exercise_id for w in WRONG_ANSWERS}
-    assert covered == set(TP1_IDS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_question_has_typical_mistakes(assignment):
+    fixtures = mistakes(assignment)
+    assert {w.exercise_id for w in fixtures.WRONG_ANSWERS} == set(question_ids(assignment))
+    assert set(fixtures.NBGRADER_CASES) == set(question_ids(assignment))
+    behaviours = {w.behaviour for w in fixtures.WRONG_ANSWERS}
+    assert set(fixtures.NBGRADER_CASES.values()) <= behaviours
 
 
-def test_mistake_messages_are_distinct_within_a_question():
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_mistake_messages_are_distinct_within_a_question(assignment):
     by_question: dict[str, list[str]] = {}
-    for wrong in WRONG_ANSWERS:
+    for wrong in mistakes(assignment).WRONG_ANSWERS:
         by_question.setdefault(wrong.exercise_id, []).append(wrong.expected)
     for expected in by_question.values():
         assert len(expected) == len(set(expected))
 
 
-@pytest.mark.parametrize("exercise_id", TP1_IDS)
-def test_untouched_stub_is_not_attempted(exercise_id):
-    nb = student_copy("tp1_gradients", answered=False)
+@pytest.mark.parametrize(("assignment", "exercise_id"), QUESTIONS, ids=lambda v: v if isinstance(v, str) else None)
+def test_untouched_stub_is_not_attempted(assignment, exercise_id):
+    nb = student_copy(assignment, answered=False)
     namespace: dict = {}
     for cell in nb.cells:
         if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade"):
@@ -70,6 +91,9 @@ def test_untouched_stub_is_not_attempted(exercise_id):
     with pytest.raises(NotAttempted) as failure:
         check(exercise_id, namespace)
     assert "Question non tentée" in failure.value.render()
+
+
+# -- TP1 specifics ------------------------------------------------------------------------
 
 
 def test_missing_name_is_not_attempted():
