@@ -164,10 +164,11 @@ class LearningRateExplorer(widgets.VBox):
         lr, epochs = float(self.learning_rate.value), int(self.epochs.value)
         self._descend(lr, epochs)
         self.verdict = self._classify()
+        line = "la droite" if self.design.shape[1] == 2 else "le modèle"
         explanation = {
-            "converge": "la perte diminue à chaque époque et la droite s'approche de celle des moindres carrés.",
+            "converge": f"la perte diminue à chaque époque et {line} s'approche de la solution des moindres carrés.",
             "oscille": "la perte diminue, mais les paramètres dépassent l'optimum à chaque pas et repartent "
-            "de l'autre côté : la droite « balance » autour de la bonne position.",
+            f"de l'autre côté : {line} « balance » autour de la bonne position.",
             "diverge": "chaque pas dépasse l'optimum un peu plus que le précédent : la perte explose.",
         }[self.verdict]
         last = self.losses[-1]
@@ -194,38 +195,66 @@ class LearningRateExplorer(widgets.VBox):
         ax_loss.set_title("Courbe de perte")
         ax_loss.legend(loc="upper right", fontsize=8)
 
-        x = self.design[:, 0]
-        ax_line.scatter(x, self.target, s=10, color="#1f77b4", alpha=0.6, label="données")
-        grid = torch.linspace(float(x.min()), float(x.max()), 2, dtype=torch.float64)
-        shown = self.params[1:_FIRST_LINES]  # the first epochs, where the line moves the most
-        for k, p in enumerate(shown):
-            label = f"époques 1 à {len(shown)}" if k == 0 else None
-            ax_line.plot(
-                grid, p[0] * grid + p[1], color=colour, alpha=0.15 + 0.5 * k / len(shown), linewidth=1, label=label
-            )
-        w, b = self.params[-1]
-        ax_line.plot(grid, w * grid + b, color=colour, linewidth=2.5, label="droite finale")
-        ax_line.plot(grid, self.best[0] * grid + self.best[1], "k--", linewidth=1, label="moindres carrés")
-        span = float(self.target.max() - self.target.min())
-        ax_line.set_ylim(float(self.target.min()) - 0.3 * span, float(self.target.max()) + 0.3 * span)
-        ax_line.set_xlabel("x")
-        ax_line.set_ylabel("y")
-        ax_line.set_title("Droite de régression")
-        ax_line.legend(loc="upper left", fontsize=8)
+        if self.design.shape[1] == 2:
+            self._draw_lines(ax_line, colour)
+        else:
+            self._draw_predictions(ax_line, colour)
 
         trajectory = torch.stack(self.params)
-        for j, (name, style) in enumerate([("w", "-"), ("b", "-.")]):
-            ax_params.plot(trajectory[:, j], style, color=colour, label=f"{name} (descente)")
+        names = self._names()
+        styles = ["-", "--", ":", (0, (5, 1, 1, 1))]
+        for j, name in enumerate(names):
+            style = "-." if j == len(names) - 1 else styles[j % len(styles)]
+            ax_params.plot(trajectory[:, j], linestyle=style, color=colour, label=f"{name} (descente)")
             ax_params.axhline(float(self.best[j]), color="grey", linestyle=style, linewidth=1)
         low, high = float(self.best.min()), float(self.best.max())
         margin = max(1.0, high - low)
         ax_params.set_ylim(min(low, 0.0) - margin, max(high, 0.0) + margin)
         ax_params.set_xlabel("époque")
         ax_params.set_ylabel("valeur du paramètre")
-        ax_params.set_title("Paramètres w et b (gris : optimum)")
+        ax_params.set_title(f"Paramètres {', '.join(names[:-1])} et b (gris : optimum)")
         ax_params.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
         return fig
+
+    def _names(self) -> list[str]:
+        features = self.design.shape[1] - 1
+        return (["w"] if features == 1 else [f"w{j + 1}" for j in range(features)]) + ["b"]
+
+    def _draw_lines(self, ax: Any, colour: str) -> None:
+        """One feature: the data, the regression lines of the first epochs, the final line and least squares."""
+        x = self.design[:, 0]
+        ax.scatter(x, self.target, s=10, color="#1f77b4", alpha=0.6, label="données")
+        grid = torch.linspace(float(x.min()), float(x.max()), 2, dtype=torch.float64)
+        shown = self.params[1:_FIRST_LINES]  # the first epochs, where the line moves the most
+        for k, p in enumerate(shown):
+            label = f"époques 1 à {len(shown)}" if k == 0 else None
+            alpha = 0.15 + 0.5 * k / len(shown)
+            ax.plot(grid, p[0] * grid + p[1], color=colour, alpha=alpha, linewidth=1, label=label)
+        w, b = self.params[-1]
+        ax.plot(grid, w * grid + b, color=colour, linewidth=2.5, label="droite finale")
+        ax.plot(grid, self.best[0] * grid + self.best[1], "k--", linewidth=1, label="moindres carrés")
+        self._target_limits(ax)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_title("Droite de régression")
+        ax.legend(loc="upper left", fontsize=8)
+
+    def _draw_predictions(self, ax: Any, colour: str) -> None:
+        """Several features: predictions against targets (on the diagonal when perfect)."""
+        predictions = self.design @ self.params[-1]
+        ax.scatter(self.target, predictions, s=10, color=colour, alpha=0.6, label="prédictions finales")
+        low, high = float(self.target.min()), float(self.target.max())
+        ax.plot([low, high], [low, high], "k--", linewidth=1, label="prédiction parfaite")
+        self._target_limits(ax)
+        ax.set_xlabel("cible y")
+        ax.set_ylabel("prédiction ŷ")
+        ax.set_title("Prédictions et cibles")
+        ax.legend(loc="upper left", fontsize=8)
+
+    def _target_limits(self, ax: Any) -> None:
+        span = float(self.target.max() - self.target.min())
+        ax.set_ylim(float(self.target.min()) - 0.3 * span, float(self.target.max()) + 0.3 * span)
 
     def update(self, change: dict[str, Any] | None = None) -> None:
         """Recompute and refresh the display (called when a slider changes)."""

@@ -157,7 +157,7 @@ class DescentStep(Exercise):
         for _ in range(trials):
             w, lr = _fresh_problem(rng)
             before, grad, version = w.detach().clone(), w.grad.clone(), w._version
-            what = f"`descent_step(w, lr)` avec lr = {lr:.3g}"
+            what = f"`descent_step(w, lr)` avec `lr = {lr:.3g}`"
             try:
                 result = call(step, w, lr, what=what)
             except WrongAnswer as failure:
