@@ -10,9 +10,10 @@ from pathlib import Path
 
 from autograder import __version__
 from autograder.exercise import all_exercises, get_exercise
+from autograder.typography import NBSP, french_spacing
 
 # argparse looks its fixed texts up through gettext at run time: give it French ones.
-_ARGPARSE_FR = {
+_ARGPARSE_FR_PLAIN = {
     "usage: ": "utilisation : ",
     "positional arguments": "arguments",
     "options": "options",
@@ -25,7 +26,34 @@ _ARGPARSE_FR = {
     "expected one argument": "un argument est attendu",
     "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
 }
+_ARGPARSE_FR = {english: french_spacing(french) for english, french in _ARGPARSE_FR_PLAIN.items()}
 argparse._ = lambda text: _ARGPARSE_FR.get(text, text)  # type: ignore[attr-defined]
+
+
+class _FrenchHelpFormatter(argparse.HelpFormatter):
+    """French spacing in the help, applied before wrapping so that a line never starts with « : »."""
+
+    def start_section(self, heading: str | None) -> None:
+        # argparse appends ":" to a section heading itself.
+        super().start_section(f"{heading}{NBSP}" if heading else heading)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return super()._split_lines(french_spacing(text), width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(french_spacing(text), width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and sub-parser of the command formats its help the French way."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _FrenchHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _say(text: str, file=None) -> None:
+    print(french_spacing(text), file=file)
 
 
 def _course_root() -> Path:
@@ -35,25 +63,27 @@ def _course_root() -> Path:
         if (folder / "nbgrader_config.py").exists() and (folder / "source").is_dir():
             return folder
     raise SystemExit(
-        "autograder : erreur : aucun cours trouvé ici. Lancez la commande depuis la racine du cours "
-        "(le dossier qui contient nbgrader_config.py et source/)."
+        french_spacing(
+            "autograder : erreur : aucun cours trouvé ici. Lancez la commande depuis la racine du cours "
+            "(le dossier qui contient nbgrader_config.py et source/)."
+        )
     )
 
 
 def cmd_exercises(args: argparse.Namespace) -> int:
     exercises = [e for e in all_exercises() if args.tp is None or e.assignment == args.tp]
     if not exercises:
-        print(f"Aucun exercice pour « {args.tp} ».", file=sys.stderr)
+        _say(f"Aucun exercice pour « {args.tp} ».", file=sys.stderr)
         return 1
     by_group: dict[str, list] = {}
     for exercise in exercises:
         by_group.setdefault(exercise.assignment or "entraînement (leçons, non noté)", []).append(exercise)
     for group, items in by_group.items():
         total = sum(e.points for e in items)
-        print(f"{group}" + (f" — {total} points" if total else ""))
+        _say(f"{group}" + (f" — {total} points" if total else ""))
         for e in items:
             points = f"{e.points:>2} pt{'s' if e.points > 1 else ' '}" if e.assignment else "      "
-            print(f"  {e.id:<24} {points}  {e.title}")
+            _say(f"  {e.id:<24} {points}  {e.title}")
     return 0
 
 
@@ -61,10 +91,10 @@ def cmd_hint(args: argparse.Namespace) -> int:
     try:
         exercise = get_exercise(args.exercise)
     except KeyError as error:
-        print(f"autograder : erreur : {error.args[0]}", file=sys.stderr)
+        _say(f"autograder : erreur : {error.args[0]}", file=sys.stderr)
         return 2
     for number, text in enumerate(exercise.hints, start=1):
-        print(f"💡 Indice {number}/{len(exercise.hints)} : {text}")
+        _say(f"💡 Indice {number}/{len(exercise.hints)} : {text}")
     return 0
 
 
@@ -74,14 +104,14 @@ def cmd_release(args: argparse.Namespace) -> int:
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     for assignment in assignments:
         if not (root / "source" / assignment).is_dir():
-            print(f"autograder : erreur : source/{assignment} n'existe pas.", file=sys.stderr)
+            _say(f"autograder : erreur : source/{assignment} n'existe pas.", file=sys.stderr)
             return 2
-        print(f"Génération de release/{assignment} à partir de source/{assignment}…")
+        _say(f"Génération de release/{assignment} à partir de source/{assignment}…")
         done = subprocess.run(["nbgrader", "generate_assignment", assignment, "--force"], cwd=root, env=env)
         if done.returncode != 0:
-            print(f"autograder : erreur : nbgrader n'a pas pu générer {assignment} (voir ci-dessus).", file=sys.stderr)
+            _say(f"autograder : erreur : nbgrader n'a pas pu générer {assignment} (voir ci-dessus).", file=sys.stderr)
             return done.returncode
-    print("Terminé. Vérifiez le résultat avec `git diff release/` puis commitez-le.")
+    _say("Terminé. Vérifiez le résultat avec `git diff release/` puis commitez-le.")
     return 0
 
 
@@ -103,7 +133,7 @@ def _add_cell_limit(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autograder",
         description="Outils du cours « Dérivation automatique avec PyTorch » : exercices, indices, "
         "version étudiante des TP.",

@@ -17,6 +17,7 @@ import torch
 
 from autograder.grading import integrity
 from autograder.pytorch_errors import describe
+from autograder.typography import french_spacing
 from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer, success
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -89,7 +90,7 @@ class Exercise:
             return f"Pas d'indice pour {self.id}."
         index = min(self.hints_shown, len(self.hints) - 1)
         self.hints_shown += 1
-        return f"💡 Indice {index + 1}/{len(self.hints)} ({self.id}) : {self.hints[index]}"
+        return french_spacing(f"💡 Indice {index + 1}/{len(self.hints)} ({self.id}) : {self.hints[index]}")
 
 
 def call(func: Callable[..., Any], *args: Any, what: str, _restore: Callable[[], int] = integrity.restore) -> Any:

@@ -228,8 +228,8 @@ class GraphExplorer(widgets.VBox):
                 lines.append(f"x.grad = {'None' if self.grad is None else _fmt(self.grad)}   (df/dx, par backward())")
                 if self.value is not None and math.isnan(self.value):
                     notes.append(
-                        "f(x) vaut nan : la fonction n'est pas définie pour cette valeur de x "
-                        "(par exemple log ou sqrt d'un nombre négatif)."
+                        "f(x) n'est pas un nombre : la fonction n'est pas définie pour cette valeur de x "
+                        "(par exemple le logarithme ou la racine carrée d'un nombre négatif)."
                     )
                 notes.extend(f"Avertissement de PyTorch : {w.message}" for w in caught[:1])
         except ExpressionError as exc:

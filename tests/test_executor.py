@@ -269,7 +269,7 @@ def test_loop_ignoring_sigint_is_killed_and_the_remaining_cells_are_not_executed
     assert plain(cells[1]) == [
         error(
             "CellTimeoutError",
-            "La cellule a dépassé la limite de 1,5 s et n'a pas pu être interrompue (SIGINT ignoré) : "
+            "La cellule a dépassé la limite de 1,5 s et n'a pas pu être interrompue (signal d'interruption ignoré) : "
             "le noyau a été arrêté.",
         )
     ]

@@ -42,7 +42,7 @@ def _untouched(value: Any) -> bool:
 def _as_number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         kind = type(value).__name__
-        raise WrongAnswer(f"{what} doit être un nombre (par exemple 4.5), pas un objet de type `{kind}`.")
+        raise WrongAnswer(f"{what} doit être un nombre (par exemple `4.5`), pas un objet de type `{kind}`.")
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(value.shape)}.")
@@ -219,7 +219,7 @@ class BackwardShapes(Exercise):
             if v_shape == inp:
                 raise WrongAnswer(
                     f"`v_shape` = {fmt_shape(v_shape)} est la forme de l'entrée `x`. `v` représente ∂L/∂z : il a la "
-                    "forme de la **sortie** `z` (PyTorch lève « Mismatch in shape » sinon)."
+                    "forme de la **sortie** `z` (sinon PyTorch lève l'erreur `Mismatch in shape`)."
                 )
             if v_shape == jacobian:
                 raise WrongAnswer(

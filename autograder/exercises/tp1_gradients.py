@@ -137,7 +137,7 @@ class BuildGraph(Exercise):
             node = matches[-1] if name == "AccumulateGrad" else matches[0]
         if type(node).__name__ != "AccumulateGrad" or node.variable is not x:
             raise WrongAnswer(
-                "`path` doit se terminer sur la feuille `x`, dont le nœud s'appelle « AccumulateGrad » : "
+                "`path` doit se terminer sur la feuille `x`, dont le nœud s'appelle `AccumulateGrad` : "
                 f"votre chemin s'arrête sur « {path[-1]} »."
             )
         if "ExpBackward0" not in path:
@@ -391,7 +391,7 @@ class NoGradUpdate(Exercise):
                 k = scale_factor(w.detach() - before, -grad)
                 if k is not None:
                     raise WrongAnswer(
-                        f"Le pas effectif est {k:.4g} au lieu de lr = {lr} : utilisez le paramètre `lr` de la "
+                        f"Le pas effectif est {k:.4g} au lieu de `lr` = {lr} : utilisez le paramètre `lr` de la "
                         "fonction, sans constante en dur."
                     )
                 raise WrongAnswer(

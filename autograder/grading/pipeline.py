@@ -221,7 +221,7 @@ class Grader:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             outcome.status = NOT_GRADED
-            outcome.reason = f"erreur de nbgrader : {type(exc).__name__}: {str(exc).strip()[:300]}"
+            outcome.reason = f"erreur de nbgrader ({type(exc).__name__}) : {str(exc).strip()[:300]}"
             return outcome
         result = execute.result
         if result is not None and result.status != "ok":

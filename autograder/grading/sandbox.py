@@ -168,8 +168,8 @@ def isolation_status() -> tuple[bool, str]:
         return False, "l'isolation repose sur bubblewrap, qui n'existe que sous Linux."
     if bwrap_path() is None:
         return False, (
-            "bubblewrap (commande bwrap) est introuvable : installez le paquet Debian/Ubuntu « bubblewrap » "
-            "(sudo apt install bubblewrap)."
+            "bubblewrap (commande `bwrap`) est introuvable : installez le paquet Debian/Ubuntu « bubblewrap » "
+            "(`sudo apt install bubblewrap`)."
         )
     probe = "import socket, sys; sys.stdout.write('ok')"
     try:
@@ -193,8 +193,8 @@ def isolation_status() -> tuple[bool, str]:
         if any(word in detail_text for word in ("uid map", "Permission denied", "Operation not permitted")):
             hint = (
                 " Les espaces de noms utilisateur non privilégiés semblent désactivés "
-                "(sysctl kernel.unprivileged_userns_clone=1, ou sur Ubuntu 24.04 "
-                "kernel.apparmor_restrict_unprivileged_userns=0 ou un profil AppArmor pour bwrap)."
+                "(`sysctl kernel.unprivileged_userns_clone=1`, ou sur Ubuntu 24.04 "
+                "`sysctl kernel.apparmor_restrict_unprivileged_userns=0` ou un profil AppArmor pour `bwrap`)."
             )
         return False, f"le bac à sable bubblewrap ne démarre pas : {detail_text}.{hint}"
     return True, ""

@@ -798,7 +798,7 @@ class JobState:
             return error_output(
                 "CellTimeoutError",
                 f"La cellule a dépassé la limite de {_seconds(limits['cell_timeout'])} et n'a pas pu être "
-                "interrompue (SIGINT ignoré) : le noyau a été arrêté.",
+                "interrompue (signal d'interruption ignoré) : le noyau a été arrêté.",
             )
         if kind == "notebook_timeout":
             return error_output(
