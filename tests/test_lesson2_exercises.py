@@ -29,7 +29,7 @@ def verdict(exercise_id: str, namespace: dict[str, Any], capsys, seed: int = 0) 
     return plain(capsys.readouterr().out)
 
 
-# -- answers to l2_descent_step ------------------------------------------------------------------
+# -- answers to l2_gradient_step ------------------------------------------------------------------
 def step_right(w, lr):
     with torch.no_grad():
         w -= lr * w.grad
@@ -108,13 +108,13 @@ RIGHT = {
         {"predicted_grad": (6, 2)},
         {"predicted_grad": torch.tensor([6.0, 2.0])},
     ],
-    "l2_descent_step": [{"descent_step": step_right}, {"descent_step": step_right_none}],
+    "l2_gradient_step": [{"gradient_step": step_right}, {"gradient_step": step_right_none}],
     "l2_diverging_rates": [{"diverging": [0.2, 0.3]}, {"diverging": (0.3, 0.2)}, {"diverging": {0.2, 0.3}}],
 }
 
 UNTOUCHED = {
     "l2_predict_grad": {"predicted_grad": None},
-    "l2_descent_step": {"descent_step": stub},
+    "l2_gradient_step": {"gradient_step": stub},
     "l2_diverging_rates": {"diverging": None},
 }
 
@@ -139,21 +139,21 @@ MISTAKES = [
     Mistake("l2_predict_grad", "too many numbers", {"predicted_grad": [1, 2, 3, 4]}, "Votre réponse a 4 nombres"),
     Mistake("l2_predict_grad", "other values", {"predicted_grad": [1, 5]}, "[1, 5] n'est pas `w.grad`"),
     Mistake("l2_predict_grad", "not numbers", {"predicted_grad": "6, 2"}, "doit être une liste de nombres"),
-    Mistake("l2_descent_step", "through .data", {"descent_step": step_with_data}, "vous êtes passé par `.data`"),
-    Mistake("l2_descent_step", "no zeroing", {"descent_step": step_without_zeroing}, "n'est pas remis à zéro"),
-    Mistake("l2_descent_step", "implicit rate 1", {"descent_step": step_without_rate}, "un taux implicite de 1"),
-    Mistake("l2_descent_step", "uphill", {"descent_step": step_uphill}, "vous **montez** le gradient"),
-    Mistake("l2_descent_step", "rebinding", {"descent_step": step_rebinding_tracked}, "crée un **nouveau** tenseur"),
+    Mistake("l2_gradient_step", "through .data", {"gradient_step": step_with_data}, "vous êtes passé par `.data`"),
+    Mistake("l2_gradient_step", "no zeroing", {"gradient_step": step_without_zeroing}, "n'est pas remis à zéro"),
+    Mistake("l2_gradient_step", "implicit rate 1", {"gradient_step": step_without_rate}, "un taux implicite de 1"),
+    Mistake("l2_gradient_step", "uphill", {"gradient_step": step_uphill}, "vous **montez** le gradient"),
+    Mistake("l2_gradient_step", "rebinding", {"gradient_step": step_rebinding_tracked}, "crée un **nouveau** tenseur"),
     Mistake(
-        "l2_descent_step",
+        "l2_gradient_step",
         "update tracked by autograd",
-        {"descent_step": step_tracked_in_place},
+        {"gradient_step": step_tracked_in_place},
         "Modification en place d'une feuille",
     ),
-    Mistake("l2_descent_step", "zeroed before the update", {"descent_step": step_zero_first}, "**avant** la mise"),
-    Mistake("l2_descent_step", "gradient switched off", {"descent_step": step_frozen}, "n'est plus une feuille"),
-    Mistake("l2_descent_step", "wrong values", {"descent_step": step_half}, "on attendait w − lr·w.grad"),
-    Mistake("l2_descent_step", "not a function", {"descent_step": 0.1}, "doit être une fonction"),
+    Mistake("l2_gradient_step", "zeroed before the update", {"gradient_step": step_zero_first}, "**avant** la mise"),
+    Mistake("l2_gradient_step", "gradient switched off", {"gradient_step": step_frozen}, "n'est plus une feuille"),
+    Mistake("l2_gradient_step", "wrong values", {"gradient_step": step_half}, "on attendait w − lr·w.grad"),
+    Mistake("l2_gradient_step", "not a function", {"gradient_step": 0.1}, "doit être une fonction"),
     Mistake("l2_diverging_rates", "forgot the 2", {"diverging": [0.3]}, "Il manque un facteur 2"),
     Mistake("l2_diverging_rates", "sum instead of mean", {"diverging": [0.05, 0.1, 0.2, 0.3]}, "**somme** des carrés"),
     Mistake("l2_diverging_rates", "1/λ threshold", {"diverging": [0.1, 0.2, 0.3]}, "seuil d'**oscillation**"),
@@ -208,13 +208,13 @@ def test_missing_name_is_not_attempted(exercise_id, capsys):
 
 
 def test_rebinding_then_zeroing_is_named_rebinding_not_a_none_gradient(capsys):
-    out = verdict("l2_descent_step", {"descent_step": step_rebinding}, capsys)
+    out = verdict("l2_gradient_step", {"gradient_step": step_rebinding}, capsys)
     assert "crée un **nouveau** tenseur" in out and "variable locale" in out, out
     assert "aucun `backward()`" not in out
 
 
 def test_hints_are_revealed_one_by_one():
-    exercise = get_exercise("l2_descent_step")
+    exercise = get_exercise("l2_gradient_step")
     exercise.hints_shown = 0
     first, second = exercise.next_hint(), exercise.next_hint()
     assert "Indice 1/2" in first and "Indice 2/2" in second and first != second

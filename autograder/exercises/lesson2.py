@@ -143,9 +143,9 @@ def _fresh_problem(rng: torch.Generator) -> tuple[torch.Tensor, float]:
 
 @register
 class DescentStep(Exercise):
-    id = "l2_descent_step"
+    id = "l2_gradient_step"
     title = "Écrire le pas de descente de gradient"
-    names = ("descent_step",)
+    names = ("gradient_step",)
     hints = (
         "Trois choses : la mise à jour se fait **hors du graphe** (`with torch.no_grad():`), elle modifie `w` "
         "**en place** (`-=`) avec le taux `lr`, puis le gradient est remis à zéro.",
@@ -153,11 +153,11 @@ class DescentStep(Exercise):
     )
 
     def run(self, answers, rng, trials):
-        step = answers["descent_step"]
+        step = answers["gradient_step"]
         for _ in range(trials):
             w, lr = _fresh_problem(rng)
             before, grad, version = w.detach().clone(), w.grad.clone(), w._version
-            what = f"`descent_step(w, lr)` avec `lr = {lr:.3g}`"
+            what = f"`gradient_step(w, lr)` avec `lr = {lr:.3g}`"
             try:
                 result = call(step, w, lr, what=what)
             except WrongAnswer as failure:
@@ -165,7 +165,7 @@ class DescentStep(Exercise):
                     raise WrongAnswer(self._rebound_message()) from None
                 raise
             if result is Ellipsis:
-                raise NotAttempted("`descent_step` renvoie encore `...` : écrivez le pas de descente.")
+                raise NotAttempted("`gradient_step` renvoie encore `...` : écrivez le pas de descente.")
             self._check_after(w, before, grad, version, lr)
         return (
             "`with torch.no_grad(): w -= lr * w.grad` puis remise à zéro du gradient : c'est exactement ce que "
