@@ -75,10 +75,35 @@ def least_squares(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     return theta[:-1], theta[-1]
 
 
-def _curvatures(X: torch.Tensor, bias: bool = True) -> torch.Tensor:
-    """Eigenvalues (ascending) of the Hessian of the MSE, (2/n)·X̃ᵀX̃, in float64."""
-    A = _with_ones(X.double()) if bias else X.double()
-    return torch.linalg.eigvalsh(2 / X.shape[0] * A.T @ A)
+def loss_hessian(
+    X: torch.Tensor,
+    alpha: float = 0.0,
+    *,
+    bias: bool = True,
+    data_scale: float | None = None,
+    penalty_scale: float = 1.0,
+    bias_penalty: float = 0.0,
+) -> torch.Tensor:
+    """Hessian, by autograd in float64, of data_scale·‖X @ w + b − y‖² + penalty_scale·α·‖w‖² + bias_penalty·α·b².
+
+    The loss of the statement has data_scale = 1/n, penalty_scale = 1 and bias_penalty = 0 (alpha = 0: the MSE);
+    other values give the Hessians of typical mistakes. The loss is quadratic, so its Hessian depends neither on
+    the point (θ = 0 here) nor on y (taken as 0).
+    """
+    n, d = X.shape
+    data = X.double()
+    scale = 1 / n if data_scale is None else data_scale
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        w, b = theta[:d], (theta[d] if bias else theta.new_zeros(()))
+        return scale * ((data @ w + b) ** 2).sum() + alpha * (penalty_scale * (w**2).sum() + bias_penalty * b**2)
+
+    return torch.autograd.functional.hessian(loss, torch.zeros(d + 1 if bias else d, dtype=torch.float64))
+
+
+def _curvatures(X: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (ascending) of the Hessian of the MSE with respect to (w, b)."""
+    return torch.linalg.eigvalsh(loss_hessian(X))
 
 
 def _stable_lr(X: torch.Tensor) -> float:
@@ -338,9 +363,10 @@ class HandGradient(Exercise):
     title = "Le gradient de l'EQM, dérivé à la main"
     names = ("mse_grad",)
     hints = (
-        "Posez r = X @ w + b − y (les résidus, forme (n,)). L = (1/n)·Σ rᵢ². Dérivez d'abord par rapport à un rᵢ, "
-        "puis appliquez la règle de dérivation en chaîne.",
-        "∂L/∂w = (2/n)·Xᵀr : `X.T @ r` a la forme (d,) comme `w`. Pour le biais, ∂rᵢ/∂b = 1 : ∂L/∂b = (2/n)·Σ rᵢ.",
+        "Posez r = X @ w + b − y (les résidus, forme (n,)) : L = (1/n)·Σ rᵢ². Dérivez d'abord L par rapport à un "
+        "rᵢ, puis appliquez la règle de dérivation en chaîne.",
+        "rᵢ dépend de w par la i-ème ligne de X (∂rᵢ/∂w = xᵢ) et de b avec ∂rᵢ/∂b = 1. Une somme de lignes de X "
+        "pondérées par un vecteur s'écrit avec la transposée : `X.T @ vecteur`, de forme (d,) comme `w`.",
         "n est le nombre d'exemples, `X.shape[0]` (pas `X.shape[1]`, ni `X.numel()`).",
     )
 
@@ -383,7 +409,7 @@ class HandGradient(Exercise):
             )
         if close(grad_w, expected):
             return
-        if close(grad_w, 2 / n * X.T @ (X @ w - y)):
+        if close(grad_w, _reference_gradients(X, y, w, torch.zeros(()))[0]):
             raise WrongAnswer("Vos résidus oublient le biais : r = X @ w + b − y.")
         k = scale_factor(grad_w, expected)
         factors = {
@@ -428,7 +454,10 @@ class HandGradient(Exercise):
         }.items():
             if _same(got, factor * want):
                 raise WrongAnswer(message)
-        raise WrongAnswer(f"`grad_b` vaut {_fr(got, 5)} au lieu de {_fr(want, 5)} (∂L/∂b = (2/n)·Σ rᵢ).")
+        raise WrongAnswer(
+            f"`grad_b` vaut {_fr(got, 5)} au lieu de {_fr(want, 5)} : dérivez chaque rᵢ² par rapport à b, sachant "
+            "que ∂rᵢ/∂b = 1."
+        )
 
 
 # -- 4. one descent step ----------------------------------------------------------------------------
@@ -595,6 +624,11 @@ class TrainingLoop(Exercise):
             finally:
                 recorder.remove()
             losses = _require_losses(losses, n_epochs, "fit")
+            if len(recorder.records) != n_epochs:
+                raise WrongAnswer(
+                    f"`loss.backward()` a rempli `w.grad` {len(recorder.records)} fois pour n_epochs = {n_epochs} : "
+                    "une rétropropagation par époque, qui donne le gradient du pas de descente."
+                )
             self._check_gradients(recorder, X, y, n)
             effective_lr = self._effective_lr(recorder)
             diverged = _divergence(losses, effective_lr, X, lr)
@@ -680,26 +714,6 @@ class TrainingLoop(Exercise):
 # -- 6. largest stable learning rate ----------------------------------------------------------------
 
 
-def ridge_hessian(
-    X: torch.Tensor,
-    alpha: float,
-    *,
-    bias: bool = True,
-    data_factor: float | None = None,
-    penalty_factor: float = 2.0,
-    penalise_bias: bool = False,
-) -> torch.Tensor:
-    """Hessian of (1/n)·‖X̃θ − y‖² + α·‖w‖² in float64; the keywords build typical wrong versions of it."""
-    n, d = X.shape
-    A = _with_ones(X.double()) if bias else X.double()
-    size = A.shape[1]
-    penalised = torch.ones(size, dtype=torch.float64)
-    if bias and not penalise_bias:
-        penalised[-1] = 0.0
-    factor = 2 / n if data_factor is None else data_factor
-    return factor * A.T @ A + penalty_factor * alpha * torch.diag(penalised)
-
-
 @register
 class LargestStableRate(Exercise):
     id = "tp2_max_lr"
@@ -710,10 +724,10 @@ class LargestStableRate(Exercise):
     hints = (
         "Le biais est un paramètre comme les autres : avec X̃ = [X, 1] (une colonne de 1 ajoutée à `X`) et "
         "θ = (w, b), la prédiction s'écrit X̃θ et la hessienne est une matrice (d + 1) × (d + 1).",
-        "La hessienne de l'EQM (1/n)·‖X̃θ − y‖² est (2/n)·X̃ᵀX̃. Celle de la pénalité α·‖w‖² est diagonale : 2α pour "
-        "chaque poids, 0 pour le biais (`torch.diag`).",
+        "Dérivez deux fois chacun des deux termes de L par rapport à θ, et additionnez les deux hessiennes. La "
+        "pénalité ne porte que sur w : sa hessienne est nulle sur la ligne et la colonne de b.",
         "La hessienne est symétrique : `torch.linalg.eigvalsh(H)` donne ses valeurs propres (ordre croissant). "
-        "Renvoyez 2/λmax sous forme de nombre `float`. Pour vérifier votre matrice : "
+        "Renvoyez 2/λmax sous forme de nombre `float`. Pour vérifier votre matrice sur un exemple : "
         "`torch.autograd.functional.hessian`.",
     )
     setups = (
@@ -731,13 +745,13 @@ class LargestStableRate(Exercise):
             X, _ = regression_data(rng, n, d, scale=scale, offset=offset)
             what = f"max_stable_lr(X, alpha) avec X de forme {fmt_shape(X.shape)} et `alpha` = {_fr(alpha)}"
             got = _as_number(call(max_stable_lr, X.clone(), alpha, what=what), "Le résultat de `max_stable_lr`")
-            eigen = torch.linalg.eigvalsh(ridge_hessian(X, alpha))
+            eigen = torch.linalg.eigvalsh(loss_hessian(X, alpha))
             expected = float(2 / eigen.max())
             if _same(got, expected, 2e-3):
                 continue
 
             def threshold(X=X, alpha=alpha, **wrong):
-                return float(2 / torch.linalg.eigvalsh(ridge_hessian(X, alpha, **wrong)).max())
+                return float(2 / torch.linalg.eigvalsh(loss_hessian(X, alpha, **wrong)).max())
 
             known = [
                 (
@@ -746,16 +760,16 @@ class LargestStableRate(Exercise):
                     "(X̃ = [X, 1]) : la hessienne porte sur θ = (w, b).",
                 ),
                 (
-                    threshold(penalise_bias=True),
+                    threshold(bias_penalty=1.0),
                     "Vous pénalisez aussi le biais : la pénalité α·‖w‖² ne porte que sur les poids, sa hessienne vaut "
                     "0 sur la ligne et la colonne du biais.",
                 ),
                 (
-                    threshold(penalty_factor=0.0),
+                    threshold(penalty_scale=0.0),
                     "Vous oubliez la pénalité α·‖w‖² : elle ajoute de la courbure (2α sur chaque poids) et abaisse "
                     "donc le seuil.",
                 ),
-                (threshold(penalty_factor=1.0), "La dérivée seconde de α·w² est 2α, pas α."),
+                (threshold(penalty_scale=0.5), "La dérivée seconde de α·w² est 2α, pas α."),
                 (
                     float(2 / eigen.min()),
                     "Vous utilisez λmin : c'est la **plus grande** courbure, λmax, qui limite le taux d'apprentissage "
@@ -763,15 +777,15 @@ class LargestStableRate(Exercise):
                 ),
                 (expected / 2, "Vous renvoyez 1/λmax : le seuil de stabilité est 2/λmax."),
                 (
-                    threshold(data_factor=1.0),
+                    threshold(data_scale=0.5),
                     "Il manque le facteur 2/n : la hessienne de l'EQM est (2/n)·X̃ᵀX̃, pas X̃ᵀX̃.",
                 ),
                 (
-                    threshold(data_factor=2.0),
+                    threshold(data_scale=1.0),
                     "Vous utilisez 2·X̃ᵀX̃ sans diviser par n : l'EQM est une moyenne, sa hessienne est (2/n)·X̃ᵀX̃.",
                 ),
                 (
-                    threshold(data_factor=1 / n),
+                    threshold(data_scale=0.5 / n),
                     "Il manque le facteur 2 de l'EQM : la hessienne de (1/n)·‖X̃θ − y‖² est (2/n)·X̃ᵀX̃.",
                 ),
                 (float(eigen.max()), "Vous renvoyez λmax, la plus grande valeur propre, pas le taux 2/λmax."),
