@@ -148,4 +148,4 @@ def test_unknown_assignment_is_a_french_error(monkeypatch, capsys):
 
     monkeypatch.chdir(ROOT)
     assert main(["grade", "tp9_inconnu", "copies"]) == 2
-    assert "TP inconnu « tp9_inconnu »" in capsys.readouterr().err
+    assert "TP inconnu « tp9_inconnu »" in capsys.readouterr().err.replace("\u00a0", " ")

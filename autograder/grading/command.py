@@ -9,6 +9,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from rich.console import Console
@@ -20,6 +21,7 @@ from autograder.grading.executor import ExecutionLimits, WorkerPool
 from autograder.grading.intake import IntakeError, collect
 from autograder.grading.pipeline import Grader, Outcome
 from autograder.grading.sandbox import isolation_status
+from autograder.typography import french_spacing
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -29,9 +31,20 @@ def _limits(**given: float | None) -> ExecutionLimits:
     return ExecutionLimits(**{name: value for name, value in given.items() if value is not None})
 
 
+class _FrenchConsole(Console):
+    """A rich console that typesets French text (no-break spaces) before printing it."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(french_spacing(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+def _say(text: str, file: Any = None) -> None:
+    print(french_spacing(text), file=file)
+
+
 def grade_command(args: argparse.Namespace, root: Path) -> int:
-    console = Console(stderr=False)
-    errors = Console(stderr=True)
+    console = _FrenchConsole(stderr=False)
+    errors = _FrenchConsole(stderr=True)
     logging.getLogger("autograder.grading").setLevel(logging.ERROR)
     # Re-grading makes nbgrader's gradebook API emit SQLAlchemy autoflush warnings about rows it replaces;
     # the scores are unaffected (tests/test_grade_command.py::test_regrading_is_idempotent).
@@ -103,19 +116,19 @@ def verify_command(args: argparse.Namespace) -> int:
 
     path: Path = args.notebook
     if not path.is_file():
-        print(f"autograder : erreur : fichier introuvable : {path}", file=sys.stderr)
+        _say(f"autograder : erreur : fichier introuvable : {path}", file=sys.stderr)
         return 2
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001
-        print(f"autograder : erreur : {path.name} n'est pas un notebook lisible ({exc}).", file=sys.stderr)
+        _say(f"autograder : erreur : {path.name} n'est pas un notebook lisible ({exc}).", file=sys.stderr)
         return 2
     graded = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
     if not graded:
-        print(f"{path.name} : aucune cellule de test (ce n'est pas un TP noté ?).")
+        _say(f"{path.name} : aucune cellule de test (ce n'est pas un TP noté ?).")
         return 1
     limits = _limits(cell_timeout=args.limite_cellule)
-    print(f"Vérification de {path.name} (tests visibles seulement ; la correction ajoute des tests cachés)…")
+    _say(f"Vérification de {path.name} (tests visibles seulement ; la correction ajoute des tests cachés)…")
     with WorkerPool(1, limits, isolated=False) as pool:
         result = pool.execute(nb, name=path.stem)
     total = earned = 0.0
@@ -133,13 +146,13 @@ def verify_command(args: argparse.Namespace) -> int:
         earned += score
         mark = "✅" if score == points else "❌"
         failures += score < points
-        print(f"{mark} {meta['grade_id']} : {score:g}/{points:g}")
+        _say(f"{mark} {meta['grade_id']} : {score:g}/{points:g}")
         if score < points:
             for line in _error_lines(cell):
-                print(f"     {line}")
-    print(f"Total (tests visibles) : {earned:g}/{total:g}")
+                _say(f"     {line}")
+    _say(f"Total (tests visibles) : {earned:g}/{total:g}")
     if result.status != "ok":
-        print(f"⚠️  {result.message}")
+        _say(f"⚠️  {result.message}")
     return 0 if failures == 0 and result.status == "ok" else 1
 
 
