@@ -19,6 +19,7 @@ from nbgrader.api import Gradebook
 from autograder import get_exercise
 from autograder.grading.sandbox import isolation_status
 from tests.conftest import nbgrader
+from tests.fixtures import mistakes
 from tests.fixtures.tp1_gradients_wrong_answers import NBGRADER_CASES, WRONG_ANSWERS
 from tests.notebook_tools import ROOT, kernel_env, nbgrader_meta, student_copy
 
@@ -331,3 +332,53 @@ def test_moodle_zip_in_moodle_csv_out(graded, tmp_path):
     assert moodle["Participant 23456"]["Note"] == str(20 - POINTS["tp1_vjp"])
     assert moodle["Participant 34567"]["Note"] == "0"
     assert "aucun notebook rendu" in moodle["Participant 34567"]["Commentaires"]
+
+
+TP2 = "tp2_regression"
+
+
+def tp2_submissions() -> dict[str, tuple[nbformat.NotebookNode, float]]:
+    """TP2 copies: reference, blank and two typical mistakes (student id = behaviour) -> expected score."""
+    fixtures = mistakes(TP2)
+    by_behaviour = {w.behaviour: w for w in fixtures.WRONG_ANSWERS}
+    copies = {"reference": (student_copy(TP2), 20.0), "blank": (student_copy(TP2, answered=False), 0.0)}
+    for grade_id in ("tp2_hand_grad", "tp2_fit"):
+        w = by_behaviour[fixtures.NBGRADER_CASES[grade_id]]
+        copies[w.behaviour] = (student_copy(TP2, {w.cell_id: w.source}), 20.0 - get_exercise(grade_id).points)
+    return copies
+
+
+def test_tp2_scores_equal_nbgrader_autograde(tmp_path):
+    """`autograder grade tp2_regression` gives exactly the scores of plain `nbgrader autograde`: 20, 0, 20 − points."""
+    available, reason = isolation_status()
+    if not available:
+        pytest.skip(f"bubblewrap indisponible : {reason}")
+    submissions = tp2_submissions()
+    courses = {}
+    for name in ("autograder", "nbgrader"):
+        course = courses[name] = tmp_path / name
+        course.mkdir()
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        shutil.copytree(ROOT / "source", course / "source")
+        shutil.copytree(ROOT / "release", course / "release")
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for student, (nb, _) in submissions.items():
+        nbformat.write(nb, copies / f"{student}.ipynb")
+        folder = courses["nbgrader"] / "submitted" / student / TP2
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{TP2}.ipynb")
+
+    args = [AUTOGRADER, "grade", TP2, str(copies), "--limite-cellule", "30", "--sans-retours"]
+    run = subprocess.run(args, cwd=courses["autograder"], env=kernel_env(), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    grades = courses["autograder"] / "grades" / f"{TP2}.csv"
+    ours = {r["student_id"]: float(r["score"]) for r in csv.DictReader(grades.open(encoding="utf-8"))}
+
+    nbgrader(courses["nbgrader"], "generate_assignment", TP2, "--force")
+    nbgrader(courses["nbgrader"], "autograde", TP2)
+    with Gradebook(f"sqlite:///{courses['nbgrader'] / 'gradebook.db'}") as gb:
+        theirs = {s: gb.find_submission(TP2, s).score for s in submissions}
+
+    expected = {student: score for student, (_, score) in submissions.items()}
+    assert ours == theirs == expected
