@@ -365,7 +365,7 @@ class HandGradient(Exercise):
     hints = (
         "Posez r = X @ w + b − y (les résidus, forme (n,)) : L = (1/n)·Σ rᵢ². Dérivez d'abord L par rapport à un "
         "rᵢ, puis appliquez la règle de dérivation en chaîne.",
-        "rᵢ dépend de w par la i-ème ligne de X (∂rᵢ/∂w = xᵢ) et de b avec ∂rᵢ/∂b = 1. Une somme de lignes de X "
+        "rᵢ dépend de w par la ligne numéro i de X (∂rᵢ/∂w = xᵢ) et de b avec ∂rᵢ/∂b = 1. Une somme de lignes de X "
         "pondérées par un vecteur s'écrit avec la transposée : `X.T @ vecteur`, de forme (d,) comme `w`.",
         "n est le nombre d'exemples, `X.shape[0]` (pas `X.shape[1]`, ni `X.numel()`).",
     )
