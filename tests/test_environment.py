@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.notebook_tools import ROOT
 
-CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+CONDA_NAMES = {"pytorch": "torch", "playwright-python": "playwright"}  # conda-forge name -> PyPI name
 AUTOGRADER = str(Path(sys.executable).parent / "autograder")  # the console script installed by pip
 
 
@@ -76,7 +79,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_cli_help_is_french():
     out = subprocess.run([AUTOGRADER, "--help"], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("utilisation : autograder")
+    assert out.startswith("utilisation\u00a0: autograder")
     assert "affiche cette aide" in out and "commandes" in out
 
 
@@ -95,3 +98,106 @@ def test_cli_unknown_exercise_is_a_french_error():
     done = subprocess.run([AUTOGRADER, "indices", "tp9_inconnu"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "Exercice inconnu" in done.stderr
+
+
+# --- JupyterLab as students meet it (`make install` writes jupyter/ into the environment) ---------------------
+
+LAB_CONFIG = ROOT / "jupyter"
+NBGRADER_PLUGINS = ("formgrader", "create-assignment", "course-list", "assignment-list", "menu", "validate-assignment")
+
+
+def installed_lab_config_files() -> list[Path]:
+    return sorted(p.relative_to(LAB_CONFIG) for p in (LAB_CONFIG / "etc").rglob("*.json")) + sorted(
+        p.relative_to(LAB_CONFIG) for p in (LAB_CONFIG / "share").rglob("*.json")
+    )
+
+
+def test_make_install_copies_the_lab_configuration_into_the_environment():
+    assert installed_lab_config_files()
+    for relative in installed_lab_config_files():
+        installed = Path(sys.prefix) / relative
+        assert installed.is_file(), f"{installed} manque : lancez make install"
+        assert json.loads(installed.read_text()) == json.loads((LAB_CONFIG / relative).read_text()), relative
+
+
+def test_lab_defaults_to_french_with_the_installed_language_pack():
+    from importlib.metadata import entry_points
+
+    overrides = json.loads((LAB_CONFIG / "share/jupyter/lab/settings/overrides.d/cours-autograd.json").read_text())
+    locale = overrides["@jupyterlab/translation-extension:plugin"]["locale"]
+    assert locale == "fr_FR"
+    assert locale in {e.name for e in entry_points(group="jupyterlab.languagepack")}
+
+
+@pytest.fixture
+def student_profile(tmp_path, monkeypatch):
+    """The course environment's Jupyter configuration alone (no personal ~/.jupyter)."""
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
+    return tmp_path
+
+
+def server_extensions() -> dict[str, bool]:
+    from jupyter_server.serverapp import ServerApp
+
+    app = ServerApp()
+    app.find_server_extensions()
+    return {name: enabled for name, enabled in app.jpserver_extensions.items() if name.startswith("nbgrader")}
+
+
+def disabled_lab_plugins() -> set[str]:
+    from jupyterlab_server.config import get_static_page_config
+
+    return {name for name, off in get_static_page_config().get("disabledExtensions", {}).items() if off}
+
+
+def test_nbgrader_plugin_names_are_those_of_the_installed_extension():
+    """A misspelt plugin name would silently disable nothing: the names must exist in nbgrader's lab extension."""
+    static = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter/nbgrader/static"
+    code = "".join(p.read_text(errors="replace") for p in static.glob("*.js"))
+    for plugin in NBGRADER_PLUGINS:
+        assert f'"@jupyter/nbgrader:{plugin}"' in code, plugin
+    declared = json.loads((Path(sys.prefix) / "etc/jupyter/jupyter_server_config.d/nbgrader.json").read_text())
+    ours = json.loads((LAB_CONFIG / "etc/jupyter/jupyter_server_config.json").read_text())
+    assert set(ours["ServerApp"]["jpserver_extensions"]) == set(declared["ServerApp"]["jpserver_extensions"])
+
+
+def test_students_get_validate_but_no_instructor_extension(student_profile):
+    assert server_extensions() == {
+        "nbgrader.server_extensions.formgrader": False,
+        "nbgrader.server_extensions.course_list": False,
+        "nbgrader.server_extensions.assignment_list": False,
+        "nbgrader.server_extensions.validate_assignment": True,
+    }
+    disabled = disabled_lab_plugins()
+    assert {f"@jupyter/nbgrader:{p}" for p in NBGRADER_PLUGINS[:-1]} <= disabled
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled
+
+
+def test_make_lab_instructor_brings_the_instructor_extensions_back(student_profile, monkeypatch):
+    makefile = (ROOT / "Makefile").read_text()
+    assert "JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/instructor" in makefile
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(LAB_CONFIG / "instructor"))
+    assert all(server_extensions().values())
+    assert not {p for p in disabled_lab_plugins() if p.startswith("@jupyter/nbgrader")}
+
+
+def test_make_lab_opens_the_sommaire():
+    dry_run = subprocess.run(
+        ["make", "-n", "lab", f"VENV={sys.prefix}"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    command = next(line for line in dry_run.splitlines() if "jupyter lab" in line)
+    assert command.endswith("./notebooks/00_sommaire.ipynb"), command
+    assert (ROOT / "notebooks" / "00_sommaire.ipynb").is_file()
+
+
+def test_make_test_installs_the_system_packages_the_tests_need():
+    dry_run = subprocess.run(
+        ["make", "-n", "test", f"VENV={sys.prefix}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for package in ("chromium", "bubblewrap", "hunspell", "hunspell-fr"):
+        assert f'missing="$missing {package}"' in dry_run, package
