@@ -305,5 +305,13 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def window_screenshot(page, name: str) -> Path:
+    """What the window shows (a dialog, a menu), at the usual window size."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
 def saved_notebook(lab: Lab, relative: str) -> nbformat.NotebookNode:
     return nbformat.read(lab.root / relative, as_version=4)
