@@ -124,7 +124,10 @@ def start_lab(workdir: Path, timeout: float = 120) -> Lab:
         JUPYTERLAB_SETTINGS_DIR=str(profile / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(profile / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(profile / "runtime"),
+        LANG="C.UTF-8",  # no French from the system: it must come from the course's configuration
     )
+    env.pop("LC_ALL", None)
+    env.pop("LANGUAGE", None)
     port, token = _free_port(), secrets.token_hex(16)
     lab_args = (
         f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.port_retries=0 "

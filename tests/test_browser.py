@@ -54,7 +54,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=bt.VIEWPORT, locale="fr-FR")
+    context = browser.new_context(viewport=bt.VIEWPORT, locale="en-US")  # French must come from the course
     page = context.new_page()
     page.set_default_timeout(60_000)
     yield page
