@@ -124,6 +124,7 @@ def start_lab(workdir: Path, timeout: float = 120) -> Lab:
         JUPYTERLAB_SETTINGS_DIR=str(profile / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(profile / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(profile / "runtime"),
+        JUPYTER_DATA_DIR=str(profile / "data"),  # no personal kernel or extension: the environment's only
         LANG="C.UTF-8",  # no French from the system: it must come from the course's configuration
     )
     env.pop("LC_ALL", None)
