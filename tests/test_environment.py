@@ -13,7 +13,7 @@ import pytest
 
 from tests.notebook_tools import ROOT
 
-CONDA_NAMES = {"pytorch": "torch", "playwright-python": "playwright"}  # conda-forge name -> PyPI name
+CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
 AUTOGRADER = str(Path(sys.executable).parent / "autograder")  # the console script installed by pip
 
 
@@ -33,6 +33,9 @@ def conda_pins() -> dict[str, str]:
         match = re.match(r"^\s+- ([A-Za-z0-9_.-]+)=([^=\s]+)(=\S+)?\s*$", line)
         if match and match.group(1) != "python":
             pins[CONDA_NAMES.get(match.group(1), match.group(1)).lower()] = match.group(2)
+        pip = re.match(r"^\s+- ([A-Za-z0-9_.-]+)==(\S+)\s*$", line)  # the `pip:` section (PyPI only)
+        if pip:
+            pins[pip.group(1).lower()] = pip.group(2)
     return pins
 
 
