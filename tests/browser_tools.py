@@ -223,6 +223,27 @@ def set_source(page, index: int, source: str) -> None:
     page.keyboard.insert_text(source)
 
 
+CODE_PROMPTS = f"{PANEL} .jp-CodeCell .jp-InputPrompt"
+
+
+def run_all(page, attempts: int = 3, timeout: float = 300) -> None:
+    """« Exécution » → « Exécuter toutes les cellules », then wait until the run is over.
+
+    As in ``run_cell``, a click made while the page was still busy (a kernel starting for the first time in a
+    fresh environment) is made again when no prompt has changed. The run is over when the kernel is idle and no
+    prompt is queued (« [*]: »); cells after an unexpected error stay unnumbered, which the caller reports.
+    """
+    before = page.locator(CODE_PROMPTS).all_inner_texts()
+    for _ in range(attempts):
+        menu(page, "Exécution", "Exécuter toutes les cellules")
+        deadline = time.monotonic() + 20
+        while page.locator(CODE_PROMPTS).all_inner_texts() == before and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        if page.locator(CODE_PROMPTS).all_inner_texts() != before:
+            break
+    wait_idle(page, timeout)
+
+
 def run_cell(page, index: int, attempts: int = 3) -> None:
     """Select a cell and run it (Ctrl+Entrée), then wait for the kernel.
 

@@ -107,8 +107,7 @@ def test_instructor_extensions_are_not_in_the_students_way(lab, page):
 @pytest.mark.parametrize("lesson", LESSONS, ids=stem)
 def test_lesson_runs_in_lab_and_its_widgets_respond(lab, page, lesson):
     bt.open_notebook(page, lab, lesson)
-    bt.menu(page, "Exécution", "Exécuter toutes les cellules")
-    bt.wait_idle(page)
+    bt.run_all(page)
     bt.save(page)
 
     # Every code cell ran; errors only where the lesson shows one on purpose.
