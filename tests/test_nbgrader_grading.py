@@ -156,6 +156,9 @@ def test_feedback_carries_the_french_explanation(graded_all, assignment, grade_i
     page = graded["course"] / "feedback" / behaviour / assignment / f"{assignment}.html"
     text = html.unescape(page.read_text(encoding="utf-8")).replace("\u00a0", " ")
     assert graded["wrong"][behaviour].expected in text
+    points = get_exercise(grade_id).points
+    assert f"(Note : {20 - points} / 20)" in text  # French numbers: « 17 / 20 », not « 17.0 / 20.0 »
+    assert f"Note : 0 / {points} " in text
 
 
 def test_deleted_test_cell_is_restored_and_graded(graded):
