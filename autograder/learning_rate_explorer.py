@@ -23,6 +23,7 @@ import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
 
+from autograder.typography import french_number as _decimal
 from autograder.typography import french_spacing
 
 __all__ = ["LearningRateExplorer", "learning_rate_explorer"]
@@ -31,15 +32,6 @@ VERDICTS = ("converge", "oscille", "diverge")
 _BLOW_UP = 1e30  # a loss above this has diverged: stop before overflowing
 _FIRST_LINES = 7  # the regression lines of the first epochs are drawn, fading in
 _COLOURS = {"converge": "#1b5e20", "oscille": "#e65100", "diverge": "#b00020"}
-
-
-def _decimal(value: float, digits: int = 2) -> str:
-    """A number written the French way (decimal comma), with ``digits`` significant digits."""
-    text = f"{value:.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa} × 10^{int(exponent)}"
-    return text.replace(".", ",")
 
 
 def _design(x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,23 @@ RTOL = 1e-4
 ATOL = 1e-5
 
 
+def untouched(value: Any) -> bool:
+    """A practice placeholder left as shipped (``None`` or ``...``)."""
+    return value is None or value is Ellipsis
+
+
+def as_number(value: Any, what: str) -> float:
+    """A Python number or a one-element tensor as a float; a French verdict otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        kind = type(value).__name__
+        raise WrongAnswer(f"{what} doit être un nombre (par exemple `4.5`), pas un objet de type `{kind}`.")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(value.shape)}.")
+        return float(value.detach())
+    return float(value)
+
+
 def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
     dims = tuple(shape)
     return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"

@@ -8,6 +8,7 @@ Convention (documented in the README): a no-break space (U+00A0) before « : ; !
 from __future__ import annotations
 
 import html
+import math
 import re
 
 NBSP = "\u00a0"
@@ -79,3 +80,17 @@ def typography_problems(text: str, *, decimals: bool = True) -> list[str]:
                 )
                 problems.append(_problem(advice, prose, match))
     return list(dict.fromkeys(problems))
+
+
+def french_number(value: float, digits: int = 4) -> str:
+    """A number in French prose: ``digits`` significant digits, decimal comma, powers of ten written out,
+    infinity and not-a-number spelled out."""
+    if math.isnan(value):
+        return "`nan` (pas un nombre)"
+    if math.isinf(value):
+        return "l'infini" if value > 0 else "moins l'infini"
+    text = f"{value:.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa} × 10^{int(exponent)}"
+    return text.replace(".", ",")

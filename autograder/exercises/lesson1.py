@@ -15,12 +15,14 @@ import torch
 from autograder.autograd_guard import forbid_autograd
 from autograder.exercise import Exercise, call, register
 from autograder.tensor_checks import (
+    as_number,
     autograd_gradient,
     close,
     compare_hand_gradient,
     fmt_shape,
     fmt_values,
     require_tensor,
+    untouched,
 )
 from autograder.verdict import NotAttempted, WrongAnswer
 
@@ -33,21 +35,6 @@ __all__ = [
     "backward_shapes_scenario",
     "SECOND_DERIVATIVE_FUNCTIONS",
 ]
-
-
-def _untouched(value: Any) -> bool:
-    return value is None or value is Ellipsis
-
-
-def _as_number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
-        kind = type(value).__name__
-        raise WrongAnswer(f"{what} doit être un nombre (par exemple `4.5`), pas un objet de type `{kind}`.")
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(value.shape)}.")
-        return float(value.detach())
-    return float(value)
 
 
 def _same(a: float, b: float) -> bool:
@@ -81,9 +68,9 @@ class PredictGrad(Exercise):
 
     def run(self, answers, rng, trials):
         predicted = answers["predicted_grad"]
-        if _untouched(predicted):
+        if untouched(predicted):
             raise NotAttempted("`predicted_grad` vaut encore `None` : remplacez-le par votre prédiction (un nombre).")
-        got = _as_number(predicted, "`predicted_grad`")
+        got = as_number(predicted, "`predicted_grad`")
         x, z = predict_grad_scenario()
         z.backward()
         expected = float(x.grad)
@@ -205,8 +192,8 @@ class BackwardShapes(Exercise):
 
     def run(self, answers, rng, trials):
         v_answer, grad_answer = answers["v_shape"], answers["grad_shape"]
-        if _untouched(v_answer) or _untouched(grad_answer):
-            missing = "v_shape" if _untouched(v_answer) else "grad_shape"
+        if untouched(v_answer) or untouched(grad_answer):
+            missing = "v_shape" if untouched(v_answer) else "grad_shape"
             raise NotAttempted(f"`{missing}` vaut encore `None` : remplacez-le par une forme, par exemple `(5,)`.")
         v_shape = _as_shape(v_answer, "`v_shape`")
         grad_shape = _as_shape(grad_answer, "`grad_shape`")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from autograder.exercise import Exercise, call, register
-from autograder.tensor_checks import close, fmt_shape, fmt_values, scale_factor
+from autograder.tensor_checks import close, fmt_shape, fmt_values, scale_factor, untouched
 from autograder.verdict import NotAttempted, WrongAnswer
 
 __all__ = [
@@ -25,10 +25,6 @@ __all__ = [
     "diverging_scenario",
     "CANDIDATE_RATES",
 ]
-
-
-def _untouched(value: Any) -> bool:
-    return value is None or value is Ellipsis
 
 
 def _as_vector(value: Any, what: str) -> torch.Tensor:
@@ -80,7 +76,7 @@ class PredictLinearGrad(Exercise):
 
     def run(self, answers, rng, trials):
         predicted = answers["predicted_grad"]
-        if _untouched(predicted):
+        if untouched(predicted):
             raise NotAttempted("`predicted_grad` vaut encore `None` : remplacez-le par une liste de deux nombres.")
         got = _as_vector(predicted, "`predicted_grad`")
         w, loss = predict_grad_scenario()
@@ -266,7 +262,7 @@ class DivergingRates(Exercise):
 
     def run(self, answers, rng, trials):
         answer = answers["diverging"]
-        if _untouched(answer):
+        if untouched(answer):
             raise NotAttempted("`diverging` vaut encore `None` : remplacez-le par une liste de taux, par exemple `[]`.")
         if not isinstance(answer, (list, tuple, set)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in answer

@@ -20,6 +20,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from autograder.autograd_guard import HAND_DERIVATION_REQUIRED, forbid_autograd
 from autograder.exercise import Exercise, call, register
 from autograder.tensor_checks import (
+    as_number,
     autograd_gradient,
     close,
     fmt_shape,
@@ -28,6 +29,7 @@ from autograder.tensor_checks import (
     require_tensor,
     scale_factor,
 )
+from autograder.typography import french_number as _fr
 from autograder.verdict import WrongAnswer
 
 ASSIGNMENT = "tp2_regression"
@@ -129,15 +131,6 @@ def _call(func: Any, *args: Any, what: str, shapes: str) -> Any:
         raise
 
 
-def _fr(value: float, digits: int = 4) -> str:
-    """A number in French prose: decimal comma, infinity and not-a-number spelled out."""
-    if math.isnan(value):
-        return "`nan` (pas un nombre)"
-    if math.isinf(value):
-        return "l'infini" if value > 0 else "moins l'infini"
-    return f"{value:.{digits}g}".replace(".", ",")
-
-
 @contextmanager
 def _hand_derivation() -> Iterator[None]:
     """``forbid_autograd``, with the names of this TP in the explanation."""
@@ -158,19 +151,14 @@ def _same(a: float, b: float, rtol: float = 1e-3) -> bool:
     return abs(a - b) <= rtol * max(abs(b), 1e-12)
 
 
-def _as_number(value: Any, what: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise WrongAnswer(f"{what} doit être un seul nombre, pas un tenseur de forme {fmt_shape(value.shape)}.")
-        if value.is_complex():
-            raise WrongAnswer(
-                f"{what} est un nombre complexe : la hessienne est symétrique, ses valeurs propres sont réelles. "
-                "Utilisez `torch.linalg.eigvalsh`."
-            )
-        return float(value.detach())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WrongAnswer(f"{what} doit être un nombre, pas un objet de type `{type(value).__name__}`.")
-    return float(value)
+def _real_number(value: Any, what: str) -> float:
+    """``as_number``, naming a complex eigenvalue (``torch.linalg.eigvals`` instead of ``eigvalsh``)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_complex():
+        raise WrongAnswer(
+            f"{what} est un nombre complexe : la hessienne est symétrique, ses valeurs propres sont réelles. "
+            "Utilisez `torch.linalg.eigvalsh`."
+        )
+    return as_number(value, what)
 
 
 def _require_losses(losses: Any, n_epochs: int, name: str) -> list[float]:
@@ -744,7 +732,7 @@ class LargestStableRate(Exercise):
             n, d, scale, offset, alpha = self.setups[trial % len(self.setups)]
             X, _ = regression_data(rng, n, d, scale=scale, offset=offset)
             what = f"max_stable_lr(X, alpha) avec X de forme {fmt_shape(X.shape)} et `alpha` = {_fr(alpha)}"
-            got = _as_number(call(max_stable_lr, X.clone(), alpha, what=what), "Le résultat de `max_stable_lr`")
+            got = _real_number(call(max_stable_lr, X.clone(), alpha, what=what), "Le résultat de `max_stable_lr`")
             eigen = torch.linalg.eigvalsh(loss_hessian(X, alpha))
             expected = float(2 / eigen.max())
             if _same(got, expected, 2e-3):
