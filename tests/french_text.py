@@ -23,7 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.notebook_tools import ASSIGNMENTS, LESSONS, ROOT, source_notebook
+
 PACKAGE = ROOT / "autograder"
 TEMPLATES = PACKAGE / "templates"
 WORD_LIST = Path(__file__).with_name("mots_du_projet.txt")
@@ -41,9 +42,7 @@ class Passage:
 # -- where the notebooks are -------------------------------------------------------------------
 def course_notebooks() -> list[Path]:
     """Every lesson and every TP source notebook (release/ is generated from source/)."""
-    lessons = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    sources = sorted(p for p in (ROOT / "source").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    return lessons + sources
+    return LESSONS + [source_notebook(a) for a in ASSIGNMENTS]
 
 
 def relative(path: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import sys
@@ -32,18 +31,22 @@ def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+def solutions(assignment: str) -> dict[str, str]:
+    """Cell id -> source of the reference notebook, solution markers removed (as a student would type it)."""
+    return {c.id: _SOLUTION_MARKERS.sub("", c.source) for c in read(source_notebook(assignment)).cells}
+
+
 def student_copy(assignment: str, replacements: dict[str, str] | None = None, *, answered: bool = True):
     """The release notebook as a student would hand it in.
 
     ``answered``: answer cells hold the reference solution (markers removed); otherwise the stubs stay.
     ``replacements``: cell id -> source, applied last (a wrong answer, an edited test cell...).
     """
-    release = read(release_notebook(assignment))
-    reference = {c.id: c for c in read(source_notebook(assignment)).cells}
-    nb = copy.deepcopy(release)
+    nb = read(release_notebook(assignment))
+    reference = solutions(assignment)
     for cell in nb.cells:
         if answered and nbgrader_meta(cell).get("solution"):
-            cell.source = _SOLUTION_MARKERS.sub("", reference[cell.id].source)
+            cell.source = reference[cell.id]
         if replacements and cell.id in replacements:
             cell.source = replacements[cell.id]
     return nb

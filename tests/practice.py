@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from autograder import check
 
 
@@ -44,3 +46,11 @@ def cells_of(lesson, exercise_id):
     statement = next(c for c in reversed(cells[:index]) if c.cell_type == "markdown")
     solution = cells[index + 1]
     return statement, cells[index - 1], solution
+
+
+def statement_namespace(lesson, exercise_id: str, block: int = 0) -> dict[str, Any]:
+    """Run a code block shown in a practice question's statement; return what it defined."""
+    statement, _, _ = cells_of(lesson, exercise_id)
+    namespace: dict[str, Any] = {"torch": torch}
+    exec(code_blocks(statement.source)[block], namespace)
+    return namespace

@@ -8,7 +8,6 @@ A screenshot of every notebook lands in ``tests/artifacts/screenshots/`` (ignore
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests import browser_tools as bt
+from tests import notebook_tools as nt
 from tests.fixtures import mistakes
-from tests.notebook_tools import ROOT, nbgrader_meta, read, source_notebook
+from tests.notebook_tools import ROOT
 
 AVAILABLE, REASON = bt.browser_status()
-LESSONS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
-TPS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "release").glob("*/*.ipynb"))
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
+LESSONS = [p.relative_to(ROOT).as_posix() for p in nt.LESSONS]
+TPS = [nt.release_notebook(a).relative_to(ROOT).as_posix() for a in nt.ASSIGNMENTS]
 
 needs_browser = pytest.mark.skipif(not AVAILABLE, reason=f"test dans le navigateur impossible : {REASON}")
 pytestmark = pytest.mark.browser
@@ -165,15 +164,15 @@ def question_plan(tp: str) -> Plan:
     cases = mistakes(assignment)
     grade_id, behaviour = next(iter(cases.NBGRADER_CASES.items()))
     wrong = next(w for w in cases.WRONG_ANSWERS if w.behaviour == behaviour)
-    release = read(ROOT / tp)
-    solutions = {c.id: SOLUTION_MARKERS.sub("", c.source) for c in read(source_notebook(assignment)).cells}
-    grade_index = next(i for i, c in enumerate(release.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+    release = nt.read(ROOT / tp)
+    solutions = nt.solutions(assignment)
+    grade_index = next(i for i, c in enumerate(release.cells) if nt.nbgrader_meta(c).get("grade_id") == grade_id)
     previous_grade = max(
-        (i for i, c in enumerate(release.cells[:grade_index]) if nbgrader_meta(c).get("grade")), default=-1
+        (i for i, c in enumerate(release.cells[:grade_index]) if nt.nbgrader_meta(c).get("grade")), default=-1
     )
     run, right, mistaken = [], {}, {}
     for index, c in enumerate(release.cells[:grade_index]):
-        meta = nbgrader_meta(c)
+        meta = nt.nbgrader_meta(c)
         if c.cell_type != "code":
             continue
         if meta.get("solution") and index > previous_grade:

@@ -3,15 +3,13 @@ statements match the checked scenarios. The generic checks of every lesson live 
 
 from __future__ import annotations
 
-from typing import Any
-
 import nbformat
 import pytest
 import torch
 
 from autograder.exercises.lesson1 import backward_shapes_scenario, predict_grad_scenario
 from tests.fixtures.lesson1_practice import NOTEBOOK
-from tests.practice import cells_of, code_blocks
+from tests.practice import statement_namespace
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +25,11 @@ def test_predict_reference_is_computed_by_autograd():
 
 # -- the notebook and the checkers agree -----------------------------------------------------------
 def test_notebook_statements_match_the_checked_scenarios(lesson):
-    predict, _, _ = cells_of(lesson, "l1_predict_grad")
-    namespace: dict[str, Any] = {"torch": torch}
-    exec(code_blocks(predict.source)[0], namespace)
+    shown = statement_namespace(lesson, "l1_predict_grad")
     x, z = predict_grad_scenario()
     z.backward()
-    assert torch.equal(namespace["x"].grad, x.grad)
+    assert torch.equal(shown["x"].grad, x.grad)
 
-    shapes, _, _ = cells_of(lesson, "l1_backward_shapes")
-    namespace = {"torch": torch}
-    exec(code_blocks(shapes.source)[-1], namespace)
+    shown = statement_namespace(lesson, "l1_backward_shapes", block=-1)
     x, z = backward_shapes_scenario()
-    assert namespace["x"].shape == x.shape and namespace["z"].shape == z.shape
+    assert shown["x"].shape == x.shape and shown["z"].shape == z.shape

@@ -4,15 +4,13 @@ test_practice_exercises.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import nbformat
 import pytest
 import torch
 
 from autograder.exercises.lesson2 import CANDIDATE_RATES, diverging_scenario, predict_grad_scenario
 from tests.fixtures.lesson2_practice import NOTEBOOK, step_rebinding
-from tests.practice import cells_of, code_blocks, plain, verdict
+from tests.practice import cells_of, plain, statement_namespace, verdict
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +42,14 @@ def test_diverging_rates_are_those_above_two_over_the_second_derivative():
 
 # -- the notebook and the checkers agree -----------------------------------------------------------
 def test_notebook_statements_match_the_checked_scenarios(lesson):
-    predict, _, _ = cells_of(lesson, "l2_predict_grad")
-    namespace: dict[str, Any] = {"torch": torch}
-    exec(code_blocks(predict.source)[0], namespace)
+    shown = statement_namespace(lesson, "l2_predict_grad")
     w, loss = predict_grad_scenario()
     loss.backward()
-    assert torch.equal(namespace["w"].grad, w.grad)
+    assert torch.equal(shown["w"].grad, w.grad)
 
-    rates, _, _ = cells_of(lesson, "l2_diverging_rates")
-    namespace = {"torch": torch}
-    exec(code_blocks(rates.source)[0], namespace)
+    shown = statement_namespace(lesson, "l2_diverging_rates")
     x, y = diverging_scenario()
-    assert torch.equal(namespace["x_small"], x) and torch.equal(namespace["y_small"], y)
-    listed = plain(rates.source)
+    assert torch.equal(shown["x_small"], x) and torch.equal(shown["y_small"], y)
+    statement, _, _ = cells_of(lesson, "l2_diverging_rates")
+    listed = plain(statement.source)
     assert all(f"{r:g}".replace(".", ",") in listed for r in CANDIDATE_RATES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.notebook_tools import ROOT, read
+from tests.notebook_tools import ASSIGNMENTS, LESSONS, ROOT, read, release_notebook
 
 SOMMAIRE = ROOT / "notebooks" / "00_sommaire.ipynb"
 LINK = re.compile(r"\[[^\]]+\]\(([^)\s]+)\)")
@@ -17,8 +17,7 @@ def links() -> list[str]:
 
 
 def course_notebooks() -> list[Path]:
-    lessons = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if p != SOMMAIRE)
-    return lessons + sorted((ROOT / "release").glob("*/*.ipynb"))
+    return [p for p in LESSONS if p != SOMMAIRE] + [release_notebook(a) for a in ASSIGNMENTS]
 
 
 def test_every_link_points_to_an_existing_file():
