@@ -14,7 +14,8 @@ import re
 NBSP = "\u00a0"
 # Code blocks, code spans and LaTeX are left as they are.
 _PROTECTED = re.compile(r"(```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$)", re.DOTALL)
-_BEFORE = re.compile(r"[ \u202f]([:;!?»])")
+# « ! » right before « [ » is markdown's image syntax (« ![description](image.png) »), not punctuation.
+_BEFORE = re.compile(r"[ \u202f]([:;?»]|!(?!\[))")
 _AFTER = re.compile(r"«[ \u202f]")
 
 
@@ -41,8 +42,8 @@ _ENTITY = re.compile(r"&#?\w+;")
 CODE = "\ue000"  # stands for a protected part, so that « `x` : » is still checked
 _WORDLIKE = r"[\w)\]*" + CODE + "]"
 _RULES = [
-    (re.compile(r"[ \u202f](?:[:;?»]|!(?!\[))"), "espace ordinaire avant « {0} » au lieu d'une espace insécable"),
-    (re.compile(r"«[ \u202f]"), "espace ordinaire après « « » au lieu d'une espace insécable"),
+    (_BEFORE, "espace ordinaire avant « {0} » au lieu d'une espace insécable"),
+    (_AFTER, "espace ordinaire après « « » au lieu d'une espace insécable"),
     (re.compile(rf"(?<={_WORDLIKE})(?:[;!?»]|:(?!\d))"), "espace insécable manquante avant « {0} »"),
     (re.compile(rf"«(?={_WORDLIKE}|[(«])"), "espace insécable manquante après « « »"),
     (re.compile(r'"'), 'guillemets droits `"` : écrivez « … »'),

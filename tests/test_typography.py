@@ -28,3 +28,7 @@ def test_french_number(value, digits, expected):
 
 def test_french_spacing_leaves_code_alone():
     assert french_spacing("Perte : `a : b` « ok »") == f"Perte{NBSP}: `a : b` «{NBSP}ok{NBSP}»"
+
+
+def test_french_spacing_leaves_markdown_images_alone():
+    assert french_spacing("Voir ![le graphe](g.png) ici !") == f"Voir ![le graphe](g.png) ici{NBSP}!"
