@@ -205,8 +205,10 @@ def test_checker_restores_autograd_after_a_hand_gradient_that_uses_it():
         torch.autograd.grad(((X @ w + b - y) ** 2).mean(), w)
         raise ValueError("never reached")
 
-    with pytest.raises(WrongAnswer, match="dérivé à la main"):
+    with pytest.raises(WrongAnswer, match="dérivé à la main") as failure:
         check("tp2_hand_grad", {"mse_grad": uses_autograd})
+    assert "opérations sur `X`, `y`, `w` et `b`" in failure.value.message  # the TP's names, not lesson 1's `x`
+    assert "`w.grad` et `b.grad`" in failure.value.message
     x = torch.ones(2, requires_grad=True)
     (x * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]

@@ -10,14 +10,12 @@ The few wrong formulas below only recognise typical mistakes in order to name th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from autograder.autograd_guard import HAND_DERIVATION_REQUIRED, forbid_autograd
+from autograder.autograd_guard import forbid_autograd
 from autograder.exercise import Exercise, call, register
 from autograder.tensor_checks import (
     as_number,
@@ -129,22 +127,6 @@ def _call(func: Any, *args: Any, what: str, shapes: str) -> Any:
         if any(fragment in failure.message for fragment in _SHAPE_ERRORS):
             raise WrongAnswer(f"{failure.message} {shapes}") from None
         raise
-
-
-@contextmanager
-def _hand_derivation() -> Iterator[None]:
-    """``forbid_autograd``, with the names of this TP in the explanation."""
-    try:
-        with forbid_autograd():
-            yield
-    except WrongAnswer as failure:
-        if failure.message != HAND_DERIVATION_REQUIRED:
-            raise
-        raise WrongAnswer(
-            "Votre fonction appelle autograd (`backward()`, `torch.autograd.grad`, `torch.func`…). Ici, le gradient "
-            "doit être **dérivé à la main** : écrivez la formule avec des opérations sur `X`, `y`, `w` et `b` ; le "
-            "vérificateur la compare lui-même à `w.grad` et `b.grad`."
-        ) from None
 
 
 def _same(a: float, b: float, rtol: float = 1e-3) -> bool:
@@ -368,7 +350,7 @@ class HandGradient(Exercise):
             w = torch.randn(d, generator=rng)
             b = torch.randn(1, generator=rng)[0]
             what = f"mse_grad(X, y, w, b) avec X de forme {fmt_shape(X.shape)}"
-            with _hand_derivation():
+            with forbid_autograd(inputs="`X`, `y`, `w` et `b`", reference="`w.grad` et `b.grad`"):
                 got = _call(
                     mse_grad,
                     X.clone(),
