@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from tests.notebook_tools import ROOT, kernel_env
+from tests.notebook_tools import ROOT, kernel_env, read
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No network, no sandbox (containers run as root), nothing that phones home.
@@ -339,4 +339,4 @@ def window_screenshot(page, name: str) -> Path:
 
 
 def saved_notebook(lab: Lab, relative: str) -> nbformat.NotebookNode:
-    return nbformat.read(lab.root / relative, as_version=4)
+    return read(lab.root / relative)
