@@ -33,6 +33,13 @@ class Exercise:
     names: ClassVar[tuple[str, ...]] = ()  # what the checker reads from the notebook namespace
     hints: ClassVar[tuple[str, ...]] = ()
     default_trials: ClassVar[int] = 3
+    # Typical mistakes: stable code -> short French name (« oubli de `zero_()` »). Every ``WrongAnswer(..., code=)``
+    # raised by ``run`` uses one of these codes; the class report groups the verdicts by them.
+    mistakes: ClassVar[dict[str, str]] = {}
+    # The lesson section to reread: (notebook path from the course root, section title), e.g.
+    # ("notebooks/01_calcul_de_gradients.ipynb", "Le produit vecteur-jacobienne"). Shown by the last hint, the verdict
+    # and the class report.
+    section: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self) -> None:
         self.hints_shown = 0

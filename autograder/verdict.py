@@ -6,6 +6,8 @@ the verdict. nbgrader still sees an ``error`` output and gives the cell 0 points
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from autograder.typography import french_spacing
 
 
@@ -14,12 +16,18 @@ class CheckFailed(AssertionError):
 
     icon = "❌"
     label = "Réponse incorrecte"
+    default_code = "reponse_incorrecte"
 
-    def __init__(self, message: str, exercise_id: str | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, exercise_id: str | None = None, hint: str | None = None, *, code: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.exercise_id = exercise_id
         self.hint = hint
+        # Stable mistake code (snake_case French, e.g. "oubli_zero_grad"): declared in the exercise's
+        # ``mistakes`` catalogue, recorded per student and question by the grading, counted by the class report.
+        self.code = code or self.default_code
 
     def render(self) -> str:
         head = f"{self.icon} {self.exercise_id} — {self.label}" if self.exercise_id else f"{self.icon} {self.label}"
@@ -44,9 +52,37 @@ class NotAttempted(CheckFailed):
 
     icon = "⬜"
     label = "Question non tentée"
+    default_code = "non_tentee"
 
 
 def success(exercise_id: str, message: str, points: int | None = None) -> str:
     """Format a French success verdict."""
     tail = f" ({points} point{'s' if points and points > 1 else ''})" if points is not None else ""
     return french_spacing(f"✅ {exercise_id} — Correct{tail}\n   {message}")
+
+
+# Codes that do not come from an exercise's catalogue: the grading itself decides them.
+CORRECT = "correcte"
+NOT_ATTEMPTED = NotAttempted.default_code
+WRONG = WrongAnswer.default_code
+CRASHED = "plantage"  # the kernel died or the check could not run
+TIMED_OUT = "delai_depasse"
+NOT_A_CHECK = "test_hors_check"  # an instructor's plain test cell, scored with nbgrader's semantics
+
+
+@dataclass
+class Verdict:
+    """One question of one copy, as decided by a checker: what the grading records and the report counts."""
+
+    exercise_id: str
+    code: str  # CORRECT, or a mistake code
+    points: float  # points earned
+    max_points: float
+    message: str = ""
+
+    @property
+    def correct(self) -> bool:
+        return self.code == CORRECT
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autograder.grading.intake import Submission
+from autograder.verdict import Verdict
 
 # Statuses shown in the reports (French and stable: the CSV's `status` column).
 GRADED = "corrigé"
@@ -22,6 +23,8 @@ class Outcome:
     score: float = 0.0
     max_score: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # grade_id -> the checker's trusted verdict (mistake code, points): what the class report counts.
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
 
     @property
     def graded(self) -> bool:
