@@ -49,6 +49,7 @@ STYLES = {
     LEAF: ("#d9f0d3", "#2e7d32"),
 }
 ARROW_COLOUR = "#555555"
+HIGHLIGHT_COLOUR = "#c62828"  # the node being replayed and the gradients it sends
 LEGEND = {
     ROOT: "sortie (racine du graphe)",
     OP: "opération (nœud grad_fn)",
@@ -80,6 +81,7 @@ class GraphNode:
     shape: torch.Size | None = None
     depth: int = 0
     children: list[GraphNode] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # extra (text, colour) lines drawn in the box
 
     @property
     def label_lines(self) -> list[str]:
@@ -87,6 +89,7 @@ class GraphNode:
         lines.append(self.op)
         if self.shape is not None:
             lines.append(f"forme {fmt_shape(self.shape)}")
+        lines.extend(text for text, _ in self.notes)
         return lines
 
     @property
@@ -485,12 +488,16 @@ def draw_graph(
     ax: Any = None,
     title: str | None = None,
     direction: str = "auto",
+    notes: Mapping[Any, list[tuple[str, str]]] | None = None,
+    highlight: Any = None,
 ) -> Figure:
     """Draw the backward graph of ``tensor`` and return the figure.
 
     ``names``: ``{"x": x, "y": y}`` (or ``globals()``) to label leaves and named intermediate results.
     ``ax``: draw into an existing matplotlib Axes instead of a new figure.
     ``direction``: "horizontal" (leaves on the left), "vertical" (leaves at the top) or "auto".
+    ``notes``: node (a ``grad_fn`` object) -> extra ``(text, colour)`` lines drawn in its box (values, gradients).
+    ``highlight``: a node (``grad_fn`` object) drawn with a thick red border, its outgoing arrows in red.
     A tensor without ``grad_fn`` gives a figure with a French explanation instead of an error.
     """
     if direction not in ("auto", "horizontal", "vertical"):
@@ -509,6 +516,8 @@ def draw_graph(
             f"Graphe trop grand pour être dessiné lisiblement ({len(graph.nodes)} nœuds) : utilisez graph_summary()."
         )
         return _message_figure(message, title)
+    for node in graph.nodes:
+        node.notes = list((notes or {}).get(node.fn, ()))
 
     layout = layout_graph(graph, direction)
     width, height = layout.width, layout.height
@@ -533,19 +542,21 @@ def draw_graph(
     for node in graph.nodes:
         (cx, cy), (w, h) = layout.centres[id(node)], node.box_size
         fill, edge = STYLES[node.kind]
+        current = highlight is not None and node.fn is highlight
         box = FancyBboxPatch(
             (cx - w / 2, cy - h / 2),
             w,
             h,
             boxstyle="round,pad=0,rounding_size=0.08",
             facecolor=fill,
-            edgecolor=edge,
-            linewidth=2.2 if node.kind == ROOT else 1.2,
+            edgecolor=HIGHLIGHT_COLOUR if current else edge,
+            linewidth=3.5 if current else 2.2 if node.kind == ROOT else 1.2,
             zorder=2,
         )
         ax.add_patch(box)
         boxes[id(node)] = box
         lines = node.label_lines
+        colours = ["#1a1a1a"] * (len(lines) - len(node.notes)) + [colour for _, colour in node.notes]
         for i, line in enumerate(lines):
             ax.text(
                 cx,
@@ -556,7 +567,7 @@ def draw_graph(
                 family="monospace",
                 fontsize=FONT_SIZE,
                 fontweight="bold" if node.name is not None and i == 0 else "normal",
-                color="#1a1a1a",
+                color=colours[i],
                 zorder=3,
             )
 
@@ -564,6 +575,8 @@ def draw_graph(
     arrow_style = {"arrowstyle": "-|>", "mutation_scale": 13, "color": ARROW_COLOUR, "linewidth": 1.2, "zorder": 1}
     for parent, child, bends, k, count in layout.routes:
         start, end = layout.centres[id(parent)], layout.centres[id(child)]
+        flowing = highlight is not None and parent.fn is highlight
+        style = dict(arrow_style, color=HIGHLIGHT_COLOUR, linewidth=2.4) if flowing else arrow_style
         if not bends:  # adjacent layers: a straight arrow, or fanned-out arcs when an input is used twice
             rad = 0.0 if count == 1 else -0.3 + 0.6 * k / (count - 1)
             arrow = FancyArrowPatch(
@@ -574,13 +587,13 @@ def draw_graph(
                 connectionstyle=f"arc3,rad={rad}",
                 shrinkA=1,
                 shrinkB=1,
-                **arrow_style,
+                **style,
             )
         else:  # through the bend points reserved by the layout
             points = [_border_point(start, parent.box_size, bends[0]), *bends]
             points.append(_border_point(end, child.box_size, bends[-1]))
             codes = [Path.MOVETO] + [Path.LINETO] * (len(points) - 1)
-            arrow = FancyArrowPatch(path=Path(points, codes), **arrow_style)
+            arrow = FancyArrowPatch(path=Path(points, codes), **style)
         ax.add_patch(arrow)
 
     if title:

@@ -100,8 +100,11 @@ def _validate(tree: ast.Expression) -> None:
                 )
 
 
-def evaluate_expression(expression: str, x: torch.Tensor) -> Any:
-    """Evaluate ``expression`` with ``x`` and the functions of ``FUNCTIONS``; raise ``ExpressionError``."""
+def evaluate_expression(expression: str, x: torch.Tensor | None, variables: dict[str, Any] | None = None) -> Any:
+    """Evaluate ``expression`` with ``x`` and the functions of ``FUNCTIONS``; raise ``ExpressionError``.
+
+    ``variables``: other names the expression may use (``{"w": w, "y": y}``); ``x=None`` when there is no ``x``.
+    """
     expression = expression.strip()
     if not expression:
         raise ExpressionError("Expression invalide : l'expression est vide. Écrivez par exemple x**2 * torch.sin(x).")
@@ -113,10 +116,12 @@ def evaluate_expression(expression: str, x: torch.Tensor) -> Any:
         where = f", colonne {exc.offset}" if exc.offset else ""
         raise ExpressionError(f"Expression invalide : erreur de syntaxe (« {exc.msg} »{where}).") from None
     _validate(tree)
-    namespace = {"__builtins__": {}, **FUNCTIONS, "x": x}
+    given = {"x": x} if x is not None else {}
+    given.update(variables or {})
+    namespace = {"__builtins__": {}, **FUNCTIONS, **given}
     unknown = sorted(_names(tree) - set(namespace))
     if unknown:
-        available = ", ".join(["x", *FUNCTIONS])
+        available = ", ".join([*given, *FUNCTIONS])
         raise ExpressionError(
             f"Expression invalide : le nom « {unknown[0]} » n'est pas connu. Noms disponibles : {available}."
         )
