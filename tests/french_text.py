@@ -73,6 +73,8 @@ _HTML_TAG = re.compile(
     r"table|thead|tbody|tr|td|th|h[1-6]|html|head|body|meta|title|link|style|script)\b[^<>]*>|<!--.*?-->",
     re.IGNORECASE | re.DOTALL,
 )
+# A foreign term is set in italics, *mini-batch*: an italic span with no French marker is left out.
+_FOREIGN_ITALICS = re.compile(r"(?<![*\w])\*(?!\*)([^*\n]+?)\*(?![*\w])")
 _EMPHASIS = re.compile(r"(?<!\w)_+|_+(?!\w)|\*+|~~")
 _EDGE_PUNCTUATION = "«»“”\"'’()[]{}<>,;:!?.…*|"
 
@@ -100,6 +102,7 @@ def prose_words(text: str) -> str:
     """
     for pattern in (_FENCED, _CODE_SPAN, _LATEX, _LINK_TARGET, _URL, _HTML_TAG):
         text = pattern.sub(lambda m: "\n" * m.group().count("\n") or " ", text)
+    text = _FOREIGN_ITALICS.sub(lambda m: m.group() if _FRENCH_MARKERS.search(m.group(1)) else " ", text)
     text = _EMPHASIS.sub(" ", html.unescape(text))
     lines = []
     for line in text.split("\n"):

@@ -80,6 +80,11 @@ def test_spell_checker_rejects_english_outside_code_and_accepts_it_inside():
 
 
 @needs_hunspell
+def test_foreign_terms_in_italics_are_left_out_but_french_italics_are_checked():
+    assert prose_words("un *mini-batch*, la *stochastic gradient descent*") == "un la"
+    assert prose_words("*Figure : le graphe* et *la fonction de perte*") == "Figure le graphe et la fonction de perte"
+
+
 def test_spell_checker_accepts_apostrophes_hyphens_and_project_words():
     text = (
         "L’apprentissage, c’est-à-dire l'apprentissage, peut-être aujourd’hui ; qu'autograd et l’EQM "
