@@ -58,8 +58,9 @@ _RULES: list[tuple[str, str]] = [
     ),
     (
         r"'NoneType' object has no attribute 'zero_'",
-        "`.grad` vaut `None` : aucun `backward()` n'a encore rempli ce gradient, ou `optimizer.zero_grad()` "
-        "l'a remis à `None`. Appelez `backward()` d'abord (ou utilisez `optimizer.zero_grad()`).",
+        "`.grad` vaut `None` : aucun `backward()` n'a encore rempli ce gradient (ou `optimizer.zero_grad()` "
+        "l'a remis à `None`). Remettez le gradient à zéro **après** `backward()`, ou écrivez `w.grad = None`, "
+        "qui convient dans tous les cas.",
     ),
     (
         r"you can only change requires_grad flags of leaf variables",

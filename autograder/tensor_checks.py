@@ -96,24 +96,32 @@ def compare_hand_gradient(
     expected: torch.Tensor,
     x: torch.Tensor,
     what: str,
-    mistakes: list[tuple[Callable[[torch.Tensor], torch.Tensor], str]] = (),
-    factors: dict[float, str] | None = None,
+    mistakes: list[tuple] = (),
+    factors: dict[float, str | tuple[str, str]] | None = None,
+    factor_code: str | None = None,
 ) -> None:
-    """Diagnose a hand-derived gradient against autograd's: shape, known wrong formulas, constant factors."""
+    """Diagnose a hand-derived gradient against autograd's: shape, known wrong formulas, constant factors.
+
+    ``mistakes`` holds ``(formula, message)`` or ``(formula, code, message)``; a ``factors`` value is a message or
+    ``(code, message)``; ``factor_code`` is the code of an unlisted constant factor.
+    """
     got = require_tensor(got, what)
     require_shape(got, x.shape, what, "Le gradient d'une fonction scalaire a la forme de son entrée `x`.")
     if close(got, expected):
         return
-    for formula, message in mistakes:
+    for formula, *named in mistakes:
+        code, message = named if len(named) == 2 else (None, named[0])
         if close(got, formula(x)):
-            raise WrongAnswer(message)
+            raise WrongAnswer(message, code=code)
     k = scale_factor(got, expected)
     if k is not None and factors is not None:
-        for factor, message in factors.items():
+        for factor, named in factors.items():
+            code, message = named if isinstance(named, tuple) else (None, named)
             if abs(k - factor) < 1e-3 * max(1.0, abs(factor)):
-                raise WrongAnswer(message)
+                raise WrongAnswer(message, code=code)
         raise WrongAnswer(
-            f"{what} vaut {k:.4g} fois le bon gradient : un facteur constant est faux dans votre formule."
+            f"{what} vaut {k:.4g} fois le bon gradient : un facteur constant est faux dans votre formule.",
+            code=factor_code,
         )
     raise WrongAnswer(
         f"{what} est faux pour x = {fmt_values(x)} : vous renvoyez {fmt_values(got)}, autograd donne "
