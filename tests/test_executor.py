@@ -18,8 +18,8 @@ import pytest
 
 from autograder import check
 from autograder.grading.executor import ExecutionLimits, WorkerPool
+from autograder.grading.messages import truncation_marker
 from autograder.grading.sandbox import isolation_status
-from autograder.grading.worker import truncation_marker
 from autograder.verdict import CheckFailed
 
 ISOLATED = isolation_status()[0]
@@ -484,7 +484,7 @@ def test_a_huge_error_message_still_fails_the_test_cell(pool):
 
 
 def test_a_forged_oversized_message_fails_the_cell_instead_of_vanishing(pool):
-    forge = "import autograder.grading.worker as w\nw.send_event({'t': 'out', 'o': {'x': 'z' * 10**7}})"
+    forge = "import autograder.grading.shell as w\nw.send_event({'t': 'out', 'o': {'x': 'z' * 10**7}})"
     result = pool.execute(notebook(forge, "print('après')"), name="forge")
     assert plain(result.notebook.cells[0]) == [
         error("OutputTooLargeError", "Une sortie illisible, car trop volumineuse, a été supprimée.")

@@ -35,8 +35,8 @@ from typing import Any
 
 import nbformat
 
-from autograder.grading import sandbox
-from autograder.grading import worker as protocol
+from autograder.grading import messages, protocol, sandbox
+from autograder.grading.worker import BOOT
 
 STATUSES = ("ok", "cell_timeout", "notebook_timeout", "crashed", "killed")
 START_TIMEOUT = 180.0  # s for a worker to preload (torch, matplotlib...) and say it is ready
@@ -105,7 +105,7 @@ class _WorkerProcess:
             "isolated": pool.isolated,
             "scratch_root": None if pool.isolated else str(pool.scratch_root),
         }
-        command = [sys.executable, "-c", protocol.BOOT, json.dumps(config)]
+        command = [sys.executable, "-c", BOOT, json.dumps(config)]
         if pool.isolated:
             argv = sandbox.sandbox_argv(command, env=pool.env, as_pid_1=True)
             env = None
@@ -427,10 +427,10 @@ class WorkerPool:
         if missing:
             first, rest = missing[0], missing[1:]
             evalue = f"{detail[0].upper()}{detail[1:]} pendant cette cellule."
-            nb.cells[first].outputs = [nbformat.from_dict(protocol.error_output("DeadKernelError", evalue))]
+            nb.cells[first].outputs = [nbformat.from_dict(messages.error_output("DeadKernelError", evalue))]
             for index in rest:
                 nb.cells[index].outputs = [
-                    nbformat.from_dict(protocol.not_executed_output("le processus de correction s'est arrêté."))
+                    nbformat.from_dict(messages.not_executed_output("le processus de correction s'est arrêté."))
                 ]
         return ExecutionResult(nb, status, detail, time.monotonic() - started)
 
@@ -441,5 +441,5 @@ class WorkerPool:
                 cell.outputs = []
                 cell.execution_count = None
         for cell in executable_cells(nb):
-            nb.cells[cell["i"]].outputs = [nbformat.from_dict(protocol.not_executed_output(message))]
+            nb.cells[cell["i"]].outputs = [nbformat.from_dict(messages.not_executed_output(message))]
         return ExecutionResult(nb, status, message, duration)
