@@ -25,6 +25,9 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     # grade_id -> the checker's trusted verdict (mistake code, points): what the class report counts.
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    # How the copy's execution ended (ExecutionResult.status: "ok", "cell_timeout", "notebook_timeout", "crashed",
+    # "killed"): the class report's plantage / delai_depasse for questions that have no trusted verdict.
+    execution: str = "ok"
 
     @property
     def graded(self) -> bool:

@@ -41,7 +41,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.grading.executor import ExecutionLimits, ExecutionResult, WorkerPool
-from autograder.grading.intake import Submission
+from autograder.grading.intake import TAMPERED, Submission
 from autograder.grading.outcome import ABSENT, GRADED, GRADED_PARTIAL, NOT_GRADED, Outcome
 
 log = logging.getLogger("autograder.grading")
@@ -225,6 +225,7 @@ class Grader:
             return outcome
         result = execute.result
         if result is not None and result.status != "ok":
+            outcome.execution = result.status
             outcome.status = GRADED_PARTIAL
             outcome.reason = result.message
         return outcome
@@ -246,7 +247,9 @@ class Grader:
                 continue
             place_submission(self.root, self.assignment, sub)
             submitted = nbformat.read(sub.notebook, as_version=4)
-            sub.notes.extend(tampering_notes(release, submitted))
+            tampered = tampering_notes(release, submitted)
+            sub.notes.extend(tampered)
+            sub.review.extend((TAMPERED, note) for note in tampered)
             gradable.append(sub)
         if gradable:
             with (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -11,30 +10,30 @@ from rich.console import Console
 from rich.table import Table
 
 from autograder.grading.outcome import ABSENT, GRADED_PARTIAL, Outcome
+from autograder.grading.spreadsheet import write_rows
 
 SCALE = 20
 
 
 def write_grades_csv(path: Path, outcomes: list[Outcome], grade_ids: list[str]) -> None:
     """`student_id`, one column per graded cell, `score`, `max_score`, `status` (+ French reason and notes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["student_id", *grade_ids, "score", "max_score", "status", "raison", "remarques", "origine"])
-        for o in outcomes:
-            cells = [_number(o.scores.get(g, 0.0)) if o.graded else "" for g in grade_ids]
-            writer.writerow(
-                [
-                    o.submission.student_id,
-                    *cells,
-                    _number(o.score),
-                    _number(o.max_score),
-                    o.status,
-                    o.reason,
-                    " ; ".join(o.notes),
-                    o.submission.origin,
-                ]
-            )
+    header = ["student_id", *grade_ids, "score", "max_score", "status", "raison", "remarques", "origine"]
+    rows = []
+    for o in outcomes:
+        cells = [_number(o.scores.get(g, 0.0)) if o.graded else "" for g in grade_ids]
+        rows.append(
+            [
+                o.submission.student_id,
+                *cells,
+                _number(o.score),
+                _number(o.max_score),
+                o.status,
+                o.reason,
+                " ; ".join(o.notes),
+                o.submission.origin,
+            ]
+        )
+    write_rows(path, header, rows)
 
 
 def write_moodle_csv(path: Path, outcomes: list[Outcome]) -> None:
@@ -43,20 +42,20 @@ def write_moodle_csv(path: Path, outcomes: list[Outcome]) -> None:
     `Identifiant` is « Participant N » when the copy came from Moodle's zip (the assignment's grading
     worksheet matches on it); `Adresse de courriel` lets the gradebook's CSV import match by e-mail.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["Identifiant", "Nom complet", "Adresse de courriel", "Note", "Note maximale", "Commentaires"])
-        for o in outcomes:
-            sub = o.submission
-            if not sub.student_id:
-                continue
-            grade = round(SCALE * o.score / o.max_score, 2) if o.max_score else 0.0
-            identifier = f"Participant {sub.lms_id}" if sub.lms_id else sub.student_id
-            comment = o.reason or ("; ".join(o.notes) if o.notes else "")
-            writer.writerow(
-                [identifier, f"{sub.first_name} {sub.last_name}".strip(), sub.email, _number(grade), SCALE, comment]
-            )
+    rows = []
+    for o in outcomes:
+        sub = o.submission
+        if not sub.student_id:
+            continue
+        grade = round(SCALE * o.score / o.max_score, 2) if o.max_score else 0.0
+        identifier = f"Participant {sub.lms_id}" if sub.lms_id else sub.student_id
+        comment = o.reason or ("; ".join(o.notes) if o.notes else "")
+        rows.append(
+            [identifier, f"{sub.first_name} {sub.last_name}".strip(), sub.email, _number(grade), SCALE, comment]
+        )
+    write_rows(
+        path, ["Identifiant", "Nom complet", "Adresse de courriel", "Note", "Note maximale", "Commentaires"], rows
+    )
 
 
 def _number(value: float) -> str:
