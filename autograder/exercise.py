@@ -15,10 +15,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from autograder import mode, verdict_box
 from autograder.grading import integrity
 from autograder.pytorch_errors import describe
 from autograder.typography import french_spacing
-from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer, success
+from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer
+from autograder.verdict_box import VerdictBox
 
 _REGISTRY: dict[str, Exercise] = {}
 
@@ -51,17 +53,18 @@ class Exercise:
 
     # -- shared machinery ---------------------------------------------------------------
     def check(self, namespace: dict[str, Any], *, seed: int = 0, trials: int | None = None) -> None:
-        """Print a French verdict; raise a ``CheckFailed`` (an AssertionError) when not correct.
+        """Show a French verdict; raise a ``CheckFailed`` (an AssertionError) when not correct under grading.
 
-        Lesson practice (``assignment is None``) only prints the verdict, so that running a whole
-        lesson never stops on an unanswered practice question.
+        In a student's kernel (``mode.interactive()``) and for lesson practice (``assignment is None``), a
+        failure is only shown, as a box, so that running a whole lesson or TP never stops on a question;
+        under grading (nbgrader, ``autograder grade``) it raises and its test cell scores 0.
         """
         __tracebackhide__ = True
         try:
             self._check(namespace, seed=seed, trials=trials)
         except CheckFailed as failure:
-            if self.assignment is None:
-                print(failure.render())
+            if self.assignment is None or mode.interactive():
+                verdict_box.show(VerdictBox.from_failure(failure))
                 return
             raise
 
@@ -81,16 +84,25 @@ class Exercise:
                 warnings.simplefilter("ignore")
                 detail = self.run(answers, rng, trials or self.default_trials)
         except CheckFailed as failure:
-            failure.exercise_id = failure.exercise_id or self.id
-            if self.hints and failure.hint is None:
-                failure.hint = f'tapez `hint("{self.id}")` pour un indice.'
-            raise failure from None
+            raise self._describe(failure) from None
         except NotImplementedError:
-            raise NotAttempted(
-                "le squelette `raise NotImplementedError()` est toujours là : remplacez-le par votre code.",
-                self.id,
+            raise self._describe(
+                NotAttempted(
+                    "le squelette `raise NotImplementedError()` est toujours là : remplacez-le par votre code.",
+                    self.id,
+                )
             ) from None
-        print(success(self.id, detail, self.points if self.assignment else None))
+        points = self.points if self.assignment else None
+        verdict_box.show(VerdictBox("correct", self.id, detail, self.title or None, points=points))
+
+    def _describe(self, failure: CheckFailed) -> CheckFailed:
+        """Complete a failure with what the student needs next: question, hint command, section to reread."""
+        failure.exercise_id = failure.exercise_id or self.id
+        if self.hints and failure.hint is None:
+            failure.hint = f'tapez `hint("{self.id}")` pour un indice.'
+        failure.title = failure.title or self.title or None
+        failure.section = failure.section or self.section
+        return failure
 
     def next_hint(self) -> str:
         if not self.hints:

@@ -28,13 +28,20 @@ class CheckFailed(AssertionError):
         # Stable mistake code (snake_case French, e.g. "oubli_zero_grad"): declared in the exercise's
         # ``mistakes`` catalogue, recorded per student and question by the grading, counted by the class report.
         self.code = code or self.default_code
+        # Set by the exercise: the question's title and the lesson section to reread (path, section title).
+        self.title: str | None = None
+        self.section: tuple[str, str] | None = None
 
     def render(self) -> str:
-        head = f"{self.icon} {self.exercise_id} — {self.label}" if self.exercise_id else f"{self.icon} {self.label}"
-        lines = [head, f"   {self.message}"]
-        if self.hint:
-            lines.append(f"   💡 Indice : {self.hint}")
-        return french_spacing("\n".join(lines))
+        return plain_text(
+            self.icon,
+            self.label,
+            self.exercise_id,
+            self.message,
+            title=self.title,
+            hint=self.hint,
+            section=self.section,
+        )
 
     def __str__(self) -> str:
         return self.render()
@@ -55,10 +62,47 @@ class NotAttempted(CheckFailed):
     default_code = "non_tentee"
 
 
-def success(exercise_id: str, message: str, points: int | None = None) -> str:
+def success(exercise_id: str, message: str, points: int | None = None, *, title: str | None = None) -> str:
     """Format a French success verdict."""
-    tail = f" ({points} point{'s' if points and points > 1 else ''})" if points is not None else ""
-    return french_spacing(f"✅ {exercise_id} — Correct{tail}\n   {message}")
+    return plain_text("✅", "Correct", exercise_id, message, title=title, points=points)
+
+
+def points_text(points: int | None) -> str:
+    return f"{points} point{'s' if points and points > 1 else ''}" if points is not None else ""
+
+
+def section_text(section: tuple[str, str]) -> str:
+    """Where to reread, in words: « Le produit vecteur-jacobienne » (notebooks/01_calcul_de_gradients.ipynb)."""
+    path, title = section
+    return f"« {title} » ({path})"
+
+
+def plain_text(
+    icon: str,
+    label: str,
+    exercise_id: str | None,
+    message: str,
+    *,
+    title: str | None = None,
+    hint: str | None = None,
+    section: tuple[str, str] | None = None,
+    points: int | None = None,
+) -> str:
+    """A verdict as plain text (terminal, nbgrader's error outputs and feedback, screen readers).
+
+    ``✅ tp1_vjp — Correct (3 points) · title``, then the explanation, the hint and the section to reread.
+    """
+    head = f"{icon} {exercise_id} — {label}" if exercise_id else f"{icon} {label}"
+    if points is not None:
+        head += f" ({points_text(points)})"
+    if title:
+        head += f" · {title}"
+    lines = [head, f"   {message}"]
+    if hint:
+        lines.append(f"   💡 Indice : {hint}")
+    if section:
+        lines.append(f"   📖 À relire dans la leçon : {section_text(section)}")
+    return french_spacing("\n".join(lines))
 
 
 # Codes that do not come from an exercise's catalogue: the grading itself decides them.
