@@ -15,7 +15,10 @@ from autograder import get_exercise
 from autograder.exercise import all_exercises
 from tests.practice import cells_of, code_blocks, verdict
 
-LESSONS = {name: importlib.import_module(f"tests.fixtures.{name}") for name in ("lesson1_practice", "lesson2_practice")}
+LESSONS = {
+    name: importlib.import_module(f"tests.fixtures.{name}")
+    for name in ("lesson1_practice", "lesson2_practice", "lesson3_practice")
+}
 
 
 def ids_of(fixture) -> list[str]:
