@@ -74,6 +74,9 @@ class CallReport:
     backward_gradients: list[Any] = field(default_factory=list)  # ``gradient`` of each backward pass (None: scalar)
     backward_passes: int = 0  # every backward pass (backward(), autograd.grad, functional, torch.func...)
     optimizer_steps: int = 0
+    # For each argument: how many times its version counter moved during the call (in-place changes autograd was
+    # told about; a change through ``.data`` does not count), ``None`` for an argument that is not a tensor.
+    version_changes: tuple[int | None, ...] = ()
 
 
 # -- facts about student tensors (in-process implementation; the trusted checker rebuilds them) ----------------
@@ -239,6 +242,7 @@ def run_here(func: Any, args: tuple[Any, ...], what: str, namespace: dict[str, A
     if namespace is not None:
         args = tuple(namespace.get(a.name) if isinstance(a, StudentName) else a for a in args)
     report = CallReport(result=None, args=args)
+    versions = [a._version if isinstance(a, torch.Tensor) else None for a in args]
     original = (torch.autograd._engine_run_backward, torch.autograd.graph._engine_run_backward)
     backward = torch.autograd.backward
 
@@ -269,6 +273,9 @@ def run_here(func: Any, args: tuple[Any, ...], what: str, namespace: dict[str, A
         handle.remove()
         torch.autograd.backward = backward
         torch.autograd._engine_run_backward, torch.autograd.graph._engine_run_backward = original
+    report.version_changes = tuple(
+        None if v is None else a._version - v for a, v in zip(args, versions, strict=True)
+    )
     _remember_origin(report.result, args)
     return report
 

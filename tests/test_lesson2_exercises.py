@@ -53,3 +53,22 @@ def test_notebook_statements_match_the_checked_scenarios(lesson):
     statement, _, _ = cells_of(lesson, "l2_diverging_rates")
     listed = plain(statement.source)
     assert all(f"{r:g}".replace(".", ",") in listed for r in CANDIDATE_RATES)
+
+
+def test_call_report_counts_version_changes_of_no_grad_updates_not_data_ones():
+    """observe.run reports in-place changes autograd was told about (no_grad), not those made through `.data`."""
+    from autograder import observe
+
+    def through_no_grad(w, lr):
+        with torch.no_grad():
+            w -= lr * w.grad
+
+    def through_data(w, lr):
+        w.data -= lr * w.grad
+
+    for step, expected in ((through_no_grad, 1), (through_data, 0)):
+        w = torch.ones(3, requires_grad=True)
+        (w**2).sum().backward()
+        report = observe.run(step, w, 0.1, what="step(w, lr)")
+        assert report.version_changes == (expected, None)
+        assert torch.allclose(w.detach(), torch.full((3,), 0.8))
