@@ -2,7 +2,8 @@
 
 ``learning_rate_explorer(x, y)`` shows, for the chosen learning rate (log-scale slider) and number of
 epochs, the loss curve (log scale), the regression line and the parameters along the epochs, with the
-stability threshold 2/λmax of the problem and a French verdict (« converge », « oscille », « diverge »).
+stability threshold 2/λmax of the problem, the fastest constant rate 2/(λmin + λmax) (the boundary between
+« converge » and « oscille ») and a French verdict (« converge », « oscille », « diverge »).
 
 The verdict is read from the trajectory, not from the threshold: the descent « diverge » when the loss
 ends higher than it started or still grows at the last epoch; it « oscille » when successive steps of
@@ -42,11 +43,10 @@ def _design(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
 
 
-def _threshold(design: torch.Tensor) -> tuple[float, float]:
-    """(2/λmax, λmax) for the mean squared error of the affine model: its Hessian is (2/n)·AᵀA."""
-    hessian = 2.0 / len(design) * design.T @ design
-    lam_max = float(torch.linalg.eigvalsh(hessian).max())
-    return 2.0 / lam_max, lam_max
+def _curvatures(design: torch.Tensor) -> tuple[float, float]:
+    """(λmin, λmax) of the Hessian of the mean squared error of the affine model, (2/n)·AᵀA."""
+    eigenvalues = torch.linalg.eigvalsh(2.0 / len(design) * design.T @ design)
+    return float(eigenvalues.min()), float(eigenvalues.max())
 
 
 class LearningRateExplorer(widgets.VBox):
@@ -54,7 +54,8 @@ class LearningRateExplorer(widgets.VBox):
 
     After each update: ``losses`` (list of floats, one per epoch plus the initial loss), ``params``
     (list of parameter vectors, weights then bias), ``verdict`` (one of ``VERDICTS``), ``threshold``
-    (2/λmax), ``lam_max``, ``best_loss`` (least-squares loss), ``text`` (French text shown), ``png``.
+    (2/λmax), ``lam_max``, ``fastest`` (2/(λmin + λmax)), ``best_loss`` (least-squares loss), ``text`` (French
+    text shown), ``png``.
     """
 
     def __init__(
@@ -71,7 +72,9 @@ class LearningRateExplorer(widgets.VBox):
             raise ValueError(
                 f"x et y doivent avoir le même nombre de points ({len(self.design)} et {len(self.target)})."
             )
-        self.threshold, self.lam_max = _threshold(self.design)
+        lam_min, self.lam_max = _curvatures(self.design)
+        self.threshold = 2.0 / self.lam_max
+        self.fastest = 2.0 / (lam_min + self.lam_max)
         solution = torch.linalg.lstsq(self.design, self.target.unsqueeze(1)).solution.squeeze(1)
         self.best = solution
         self.best_loss = float(((self.design @ solution - self.target) ** 2).mean())
@@ -167,6 +170,7 @@ class LearningRateExplorer(widgets.VBox):
         final = f"{_decimal(last, 3)}" if math.isfinite(last) and last <= _BLOW_UP else "infinie (dépassement)"
         lines = [
             f"Seuil de stabilité 2/λmax ≈ {_decimal(self.threshold, 3)} : au-delà, la descente diverge.",
+            f"Taux le plus rapide 2/(λmin + λmax) ≈ {_decimal(self.fastest, 3)} : au-dessus, la descente oscille.",
             f"Taux d'apprentissage η = {_decimal(lr, 3)}, soit {_decimal(lr / self.threshold, 2)} fois le seuil.",
             f"Verdict : la descente {self.verdict} — {explanation}",
             f"Perte après {len(self.losses) - 1} époques : {final} "

@@ -161,3 +161,35 @@ def test_module_exports_no_solver_for_a_tp_question():
     }
     assert public == {"LearningRateExplorer", "learning_rate_explorer"}
     assert set(explorer_module.__all__) == public
+
+
+def test_fastest_rate_is_two_over_the_sum_of_the_extreme_eigenvalues(explorer, data):
+    eigenvalues = hessian_eigenvalues(*data)
+    fastest = 2 / float(eigenvalues.min() + eigenvalues.max())
+    assert explorer.fastest == pytest.approx(fastest, rel=1e-9)
+    shown = f"{fastest:.3g}".replace(".", ",")
+    assert f"Taux le plus rapide 2/(λmin + λmax) ≈ {shown} : au-dessus, la descente oscille." in plain(explorer.text)
+
+
+@pytest.mark.parametrize("epochs", [50, 200])
+def test_fastest_rate_is_the_boundary_between_converge_and_oscillate(explorer, epochs):
+    """Just under 2/(λmin + λmax) the widget says « converge », just above it « oscille »."""
+    explorer.epochs.value = epochs
+    explorer.learning_rate.value = 0.97 * explorer.fastest
+    assert explorer.verdict == "converge"
+    explorer.learning_rate.value = 1.03 * explorer.fastest
+    assert explorer.verdict == "oscille"
+
+
+def test_fastest_rate_contracts_faster_than_any_other_rate(explorer):
+    """The gap to least squares after 30 epochs is smallest at 2/(λmin + λmax), e.g. smaller than at η = 0,5."""
+    explorer.epochs.value = 30
+
+    def final_gap(lr: float) -> float:
+        explorer.learning_rate.value = lr
+        return float((explorer.params[-1] - explorer.best).norm())
+
+    best = final_gap(explorer.fastest)
+    for factor in (0.6, 0.8, 0.9, 1.1, 1.2):
+        assert best < final_gap(factor * explorer.fastest)
+    assert best < final_gap(0.5) / 10

@@ -13,9 +13,12 @@ from typing import Any
 
 import torch
 
-from autograder.exercise import Exercise, call, register
+from autograder import observe
+from autograder.exercise import Exercise, register
 from autograder.tensor_checks import close, fmt_shape, fmt_values, scale_factor, untouched
 from autograder.verdict import NotAttempted, WrongAnswer
+
+LESSON = "notebooks/02_regression_lineaire.ipynb"
 
 __all__ = [
     "PredictLinearGrad",
@@ -68,10 +71,22 @@ class PredictLinearGrad(Exercise):
     id = "l2_predict_grad"
     title = "Prédire `w.grad` pour l'erreur quadratique moyenne"
     names = ("predicted_grad",)
+    section = (LESSON, "3. La rétropropagation du gradient")
+    mistakes = {
+        "oubli_facteur_2_sur_n": "oubli du facteur 2/n",
+        "somme_au_lieu_de_moyenne": "dérivée de la somme des carrés au lieu de la moyenne",
+        "oubli_facteur_2": "oubli du facteur 2 de la dérivée du carré",
+        "facteur_2_compte_deux_fois": "facteur 2 compté deux fois",
+        "signe_inverse": "résidus y − X·w au lieu de X·w − y",
+        "perte_au_lieu_du_gradient": "la perte au lieu de son gradient",
+        "mauvaise_forme": "un gradient qui n'a pas la forme de `w`",
+        "residus_au_lieu_du_gradient": "les résidus au lieu du gradient",
+    }
     hints = (
         "Calculez d'abord les prédictions X·w, puis les résidus r = X·w − y (un nombre par exemple, il y en a 3).",
         "Le gradient de l'EQM est (2/n)·Xᵀr avec n = 3 : chaque composante de `w.grad` est une somme sur les "
         "exemples, pondérée par la colonne correspondante de X.",
+        "Relisez la leçon 2, partie 3 « La rétropropagation du gradient » : la vérification à la main de `w.grad`.",
     )
 
     def run(self, answers, rng, trials):
@@ -84,10 +99,14 @@ class PredictLinearGrad(Exercise):
         expected = w.grad.double()
         if got.numel() == 1 and got.dim() == 0:
             if math.isclose(float(got), float(loss), rel_tol=1e-3):
-                raise WrongAnswer("Vous donnez la valeur de la perte elle-même, pas son gradient par rapport à `w`.")
+                raise WrongAnswer(
+                    "Vous donnez la valeur de la perte elle-même, pas son gradient par rapport à `w`.",
+                    code="perte_au_lieu_du_gradient",
+                )
             raise WrongAnswer(
                 "`w.grad` a la forme de `w` : deux nombres, un par poids, et non un seul nombre. Un gradient a "
-                "toujours la forme du tenseur par rapport auquel on dérive."
+                "toujours la forme du tenseur par rapport auquel on dérive.",
+                code="mauvaise_forme",
             )
         got = got.flatten()
         if got.shape != expected.shape:
@@ -96,29 +115,46 @@ class PredictLinearGrad(Exercise):
             if close(got, residuals) or close(got, 2 * residuals / 3):
                 raise WrongAnswer(
                     "Ce sont les résidus (ou leurs dérivées), un nombre par exemple : il reste à les combiner "
-                    "avec Xᵀ pour obtenir un nombre par poids."
+                    "avec Xᵀ pour obtenir un nombre par poids.",
+                    code="residus_au_lieu_du_gradient",
                 )
             raise WrongAnswer(
-                f"Votre réponse a {got.numel()} nombres ; `w.grad` a la forme de `w`, {fmt_shape(expected.shape)}."
+                f"Votre réponse a {got.numel()} nombres ; `w.grad` a la forme de `w`, {fmt_shape(expected.shape)}.",
+                code="mauvaise_forme",
             )
         if close(got, expected):
             return f"`w.grad` vaut bien {fmt_values(expected)} = (2/n)·Xᵀ(X·w − y), avec n = 3."
         factors = {
-            1.5: "C'est Xᵀ(X·w − y) sans le facteur 2/n : la dérivée de (·)² apporte un 2, et la moyenne divise "
-            "par n = 3.",
-            3.0: "C'est 3 fois la bonne valeur : vous avez dérivé la **somme** des carrés, alors que la perte est "
-            "une **moyenne** (divisez par n = 3).",
-            0.5: "C'est la moitié de la bonne valeur : la dérivée de r² est 2r, n'oubliez pas le facteur 2.",
-            2.0: "C'est le double de la bonne valeur : avez-vous exécuté `loss.backward()` deux fois ? Les gradients "
-            "s'accumulent dans `w.grad`.",
-            -1.0: "Erreur de signe : la perte est (X·w − y)², sa dérivée par rapport à w est (2/n)·Xᵀ(X·w − y), et "
-            "non (2/n)·Xᵀ(y − X·w).",
+            1.5: (
+                "C'est Xᵀ(X·w − y) sans le facteur 2/n : la dérivée de (·)² apporte un 2, et la moyenne divise "
+                "par n = 3.",
+                "oubli_facteur_2_sur_n",
+            ),
+            3.0: (
+                "C'est 3 fois la bonne valeur : vous avez dérivé la **somme** des carrés, alors que la perte est "
+                "une **moyenne** (divisez par n = 3).",
+                "somme_au_lieu_de_moyenne",
+            ),
+            0.5: (
+                "C'est la moitié de la bonne valeur : la dérivée de r² est 2r, n'oubliez pas le facteur 2.",
+                "oubli_facteur_2",
+            ),
+            2.0: (
+                "C'est le double de la bonne valeur : le facteur 2 de la dérivée de r² n'apparaît qu'une fois, "
+                "vous l'avez compté deux fois (4/n au lieu de 2/n).",
+                "facteur_2_compte_deux_fois",
+            ),
+            -1.0: (
+                "Erreur de signe : la perte est (X·w − y)², sa dérivée par rapport à w est (2/n)·Xᵀ(X·w − y), et "
+                "non (2/n)·Xᵀ(y − X·w).",
+                "signe_inverse",
+            ),
         }
         k = scale_factor(got, expected)
         if k is not None:
-            for factor, message in factors.items():
+            for factor, (message, code) in factors.items():
                 if abs(k - factor) < 1e-3 * max(1.0, abs(factor)):
-                    raise WrongAnswer(message)
+                    raise WrongAnswer(message, code=code)
         raise WrongAnswer(
             f"{fmt_values(got)} n'est pas `w.grad`. Calculez les résidus r = X·w − y, puis (2/n)·Xᵀr avec n = 3."
         )
@@ -142,27 +178,43 @@ class DescentStep(Exercise):
     id = "l2_gradient_step"
     title = "Écrire le pas de descente de gradient"
     names = ("gradient_step",)
+    section = (LESSON, "4. Le pas de descente de gradient")
+    mistakes = {
+        "modification_par_data": "mise à jour par `.data`, dans le dos d'autograd",
+        "oubli_zero_grad": "oubli de remettre le gradient à zéro",
+        "oubli_taux": "gradient entier retiré, sans le taux d'apprentissage",
+        "signe_inverse": "pas dans le sens du gradient (montée)",
+        "reaffectation_au_lieu_de_en_place": "`w = w - …` au lieu d'une modification en place",
+        "mise_a_jour_suivie": "mise à jour hors de `torch.no_grad()`",
+        "remise_a_zero_avant_mise_a_jour": "gradient remis à zéro avant la mise à jour",
+        "feuille_perdue": "`w` n'est plus une feuille qui demande un gradient",
+    }
     hints = (
-        "Trois choses : la mise à jour se fait **hors du graphe** (`with torch.no_grad():`), elle modifie `w` "
-        "**en place** (`-=`) avec le taux `lr`, puis le gradient est remis à zéro.",
-        "`with torch.no_grad():` puis, indenté, `w -= lr * w.grad` ; ensuite `w.grad.zero_()` (ou `w.grad = None`).",
+        "Trois choses : la mise à jour se fait **hors du graphe**, elle modifie `w` **en place** avec le taux "
+        "`lr`, puis le gradient est remis à zéro.",
+        "Relisez la leçon 2, partie 4 « Le pas de descente de gradient » : chaque ligne du pas y est expliquée.",
     )
 
     def run(self, answers, rng, trials):
         step = answers["gradient_step"]
         for _ in range(trials):
             w, lr = _fresh_problem(rng)
-            before, grad, version = w.detach().clone(), w.grad.clone(), w._version
+            before, grad = w.detach().clone(), w.grad.clone()
             what = f"`gradient_step(w, lr)` avec `lr = {lr:.3g}`"
             try:
-                result = call(step, w, lr, what=what)
+                report = observe.run(step, w, lr, what=what)
             except WrongAnswer as failure:
-                if "`.grad` vaut `None`" in failure.message and close(w.detach(), before):
-                    raise WrongAnswer(self._rebound_message()) from None
+                if "`.grad` vaut `None`" in failure.message:
+                    raise WrongAnswer(self._rebound_message(), code="reaffectation_au_lieu_de_en_place") from None
+                if "Modification en place d'une feuille" in failure.message:
+                    raise WrongAnswer(failure.message, code="mise_a_jour_suivie") from None
                 raise
-            if result is Ellipsis:
+            after = report.args[0]
+            untouched_step = close(after.detach(), before) and after.grad is not None and close(after.grad, grad)
+            if report.result is Ellipsis and untouched_step:
+                # The placeholder `return ...` is still there and nothing happened; code written above it counts.
                 raise NotAttempted("`gradient_step` renvoie encore `...` : écrivez le pas de descente.")
-            self._check_after(w, before, grad, version, lr)
+            self._check_after(after, before, grad, report.version_changes[0], lr)
         return (
             "`with torch.no_grad(): w -= lr * w.grad` puis remise à zéro du gradient : c'est exactement ce que "
             "fait `optimizer.step()` suivi de `optimizer.zero_grad()` pour la descente de gradient simple."
@@ -176,46 +228,52 @@ class DescentStep(Exercise):
             "`w -= lr * w.grad`, dans un bloc `with torch.no_grad():`."
         )
 
-    def _check_after(self, w: torch.Tensor, before: torch.Tensor, grad: torch.Tensor, version: int, lr: float):
+    def _check_after(self, w: torch.Tensor, before: torch.Tensor, grad: torch.Tensor, versions: int | None, lr):
         now = w.detach()
-        if not w.requires_grad or not w.is_leaf:
+        if not w.requires_grad or not observe.is_leaf(w):
             raise WrongAnswer(
-                "Après votre pas, `w` n'est plus une feuille qui demande un gradient : l'époque suivante ne "
-                "pourrait plus calculer `w.grad`. Ne touchez pas à `requires_grad`, modifiez seulement les valeurs."
+                "Après votre pas, `w` n'est plus une feuille qui demande un gradient : le pas suivant ne "
+                "pourrait plus calculer `w.grad`. Ne touchez pas à `requires_grad`, modifiez seulement les valeurs.",
+                code="feuille_perdue",
             )
         if close(now, before):
             if w.grad is None or not w.grad.any():
                 raise WrongAnswer(
                     "`w` n'a pas changé et le gradient est remis à zéro : soit la remise à zéro a lieu **avant** la "
                     "mise à jour (qui utilise alors un gradient nul), soit `w = w - …` a créé un nouveau tenseur "
-                    "local. Mettez à jour `w` en place, puis remettez le gradient à zéro."
+                    "local. Mettez à jour `w` en place, puis remettez le gradient à zéro.",
+                    code="remise_a_zero_avant_mise_a_jour",
                 )
-            raise WrongAnswer(self._rebound_message())
+            raise WrongAnswer(self._rebound_message(), code="reaffectation_au_lieu_de_en_place")
         if close(now, before - grad):
             raise WrongAnswer(
                 "Vous avez retiré le gradient entier, sans le multiplier par le taux d'apprentissage `lr` : c'est "
-                "un taux implicite de 1, qui fait diverger la descente dès que 1 dépasse le seuil 2/λmax."
+                "un taux implicite de 1, qui fait diverger la descente dès que 1 dépasse le seuil 2/λmax.",
+                code="oubli_taux",
             )
         if close(now, before + lr * grad):
             raise WrongAnswer(
                 "Erreur de signe : vous **montez** le gradient. Pour faire baisser la perte, on va dans la "
-                "direction opposée au gradient : `w -= lr * w.grad`."
+                "direction opposée au gradient.",
+                code="signe_inverse",
             )
         if not close(now, before - lr * grad):
             raise WrongAnswer(
                 f"Après le pas, `w` vaut {fmt_values(now)} ; on attendait w − lr·w.grad = "
                 f"{fmt_values(before - lr * grad)}."
             )
-        if w._version == version:
+        if versions == 0:
             raise WrongAnswer(
                 "Les valeurs sont justes, mais vous êtes passé par `.data`, qui contourne le suivi des "
                 "modifications d'autograd : si `w` était encore utilisé par un graphe, le gradient suivant serait "
-                "faux **sans aucune erreur**. Écrivez la mise à jour dans `with torch.no_grad():`."
+                "faux **sans aucune erreur**. Écrivez la mise à jour dans `with torch.no_grad():`.",
+                code="modification_par_data",
             )
         if w.grad is not None and w.grad.any():
             raise WrongAnswer(
                 "La mise à jour est juste, mais le gradient n'est pas remis à zéro : au prochain `backward()`, le "
-                "nouveau gradient s'**ajoutera** à l'ancien. Terminez par `w.grad.zero_()` (ou `w.grad = None`)."
+                "nouveau gradient s'**ajoutera** à l'ancien. Terminez par une remise à zéro du gradient.",
+                code="oubli_zero_grad",
             )
 
 
@@ -254,10 +312,19 @@ class DivergingRates(Exercise):
     id = "l2_diverging_rates"
     title = "Quels taux d'apprentissage font diverger la descente ?"
     names = ("diverging",)
+    section = (LESSON, "5. La perte a diminué… mais ce n'était pas garanti")
+    mistakes = {
+        "oubli_facteur_2": "oubli du facteur 2 de la dérivée seconde",
+        "somme_au_lieu_de_moyenne": "hessienne de la somme des carrés au lieu de la moyenne",
+        "seuil_d_oscillation": "1/λmax (oscillation) pris pour le seuil de divergence 2/λmax",
+        "liste_non_fermee": "un taux qui diverge sans tous les taux plus grands",
+        "taux_non_propose": "un taux qui n'est pas proposé",
+    }
     hints = (
         "Le seuil de stabilité est 2/λmax, où λmax est la plus grande valeur propre de la matrice hessienne de la "
         "perte. Ici il n'y a qu'un poids : la hessienne est un seul nombre, la dérivée seconde de la perte.",
         "L(w) = (1/n) Σ (w·xᵢ − yᵢ)², donc L''(w) = (2/n) Σ xᵢ². Calculez-la avec n = 4, puis le seuil 2/L''.",
+        "Relisez la leçon 2, partie 5 « La perte a diminué… mais ce n'était pas garanti » : le seuil de stabilité.",
     )
 
     def run(self, answers, rng, trials):
@@ -276,7 +343,8 @@ class DivergingRates(Exercise):
             match = [r for r in CANDIDATE_RATES if math.isclose(float(value), r, rel_tol=1e-9)]
             if not match:
                 raise WrongAnswer(
-                    f"{value!r} n'est pas l'un des taux proposés : choisissez parmi {list(CANDIDATE_RATES)}."
+                    f"{value!r} n'est pas l'un des taux proposés : choisissez parmi {list(CANDIDATE_RATES)}.",
+                    code="taux_non_propose",
                 )
             chosen.add(match[0])
         x, y = (t.double() for t in diverging_scenario())
@@ -297,30 +365,34 @@ class DivergingRates(Exercise):
         def above(limit: float) -> set[float]:
             return {r for r in CANDIDATE_RATES if r > limit}
 
-        mistakes = [
+        known = [
             (
                 above(2.0 / (sum_x2 / n)),
                 "Il manque un facteur 2 dans la dérivée seconde : la dérivée de (w·x − y)² est 2x·(w·x − y), et sa "
                 "dérivée seconde 2x². La hessienne est (2/n)·Σxᵢ².",
+                "oubli_facteur_2",
             ),
             (
                 above(2.0 / (2.0 * sum_x2)),
                 "Vous avez pris la hessienne de la **somme** des carrés : la perte est une **moyenne**, sa "
                 "hessienne est divisée par n = 4.",
+                "somme_au_lieu_de_moyenne",
             ),
             (
                 above(1.0 / lam),
                 "1/λmax est le seuil d'**oscillation** : entre 1/λmax et 2/λmax, `w` dépasse l'optimum à chaque pas "
                 "mais s'en rapproche quand même. La divergence commence au-delà de 2/λmax.",
+                "seuil_d_oscillation",
             ),
         ]
-        for subset, message in mistakes:
+        for subset, message, code in known:
             if chosen == subset:
-                raise WrongAnswer(message)
+                raise WrongAnswer(message, code=code)
         if any(r in chosen and s not in chosen and s > r for r in CANDIDATE_RATES for s in CANDIDATE_RATES):
             raise WrongAnswer(
                 "Si un taux fait diverger la descente, tout taux plus grand la fait diverger aussi : votre liste "
-                "doit contenir tous les taux au-dessus d'un seuil."
+                "doit contenir tous les taux au-dessus d'un seuil.",
+                code="liste_non_fermee",
             )
         raise WrongAnswer(
             "Ce ne sont pas les bons taux. Calculez la dérivée seconde de la perte (la hessienne, ici un nombre), "
