@@ -5,9 +5,14 @@ BIN    := $(abspath $(VENV))/bin
 # nbgrader runs helper scripts (alembic, jupyter) that must come from the course environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install lab-config system-deps sandbox lab lab-instructor test release lint clean
+.PHONY: help install lab-config system-deps sandbox lab lab-instructor test test-rapide release lint format types clean
 
-install: $(VENV)/.installed lab-config
+# `make` seul affiche l'aide. Chaque cible documentée porte un commentaire « ## » lu par `make help`.
+help: ## Affiche cette aide
+	@echo "Cibles du cours (make <cible>) :"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)$$/  \1\t\2/' | expand -t 18
+
+install: $(VENV)/.installed lab-config ## Installe l'environnement .venv (versions épinglées, PyTorch pour processeur)
 
 # (Re)install when the pinned dependencies change; torch==2.13.0 is the CPU build.
 $(VENV)/.installed: pyproject.toml
@@ -19,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 # - jupyter/share/…/overrides.d/cours-autograd.json: French interface (language pack fr_FR), no news pop-up;
 # - jupyter/etc/jupyter/labconfig/page_config.json and jupyter_server_config.json: nbgrader's instructor-side
 #   extensions (formgrader, create assignment, course and assignment lists) off; « Validate » stays.
-lab-config:
+lab-config: ## Configure JupyterLab pour le cours (français, extensions étudiantes) dans VENV
 	@mkdir -p $(VENV)
 	cp -R jupyter/etc jupyter/share $(VENV)/
 
@@ -30,20 +35,20 @@ LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
 LAB_ROOT ?= .
 
-lab: install
+lab: install ## Ouvre le cours dans JupyterLab (commande étudiante du README)
 	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) --ServerApp.root_dir=$(LAB_ROOT) $(LAB_ARGS) $(LAB_ROOT)/notebooks/00_sommaire.ipynb
 
 # The same JupyterLab with nbgrader's instructor extensions back (formgrader, create assignment…).
-lab-instructor: install
+lab-instructor: install ## Ouvre JupyterLab avec les extensions enseignantes de nbgrader (Formgrader…)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/instructor \
 	  $(BIN)/jupyter lab $(LAB_ROOT_FLAG) --ServerApp.root_dir=$(LAB_ROOT) $(LAB_ARGS)
 
 # System packages (Debian/Ubuntu): bubblewrap isolates student code during grading (`autograder grade`),
 # chromium drives the browser tests (fonts-noto-color-emoji: ✅ ❌ in their screenshots), hunspell + hunspell-fr
 # check the French spelling of the notebooks. Installed when we can (root and apt-get), else a French warning.
-system-deps:
+system-deps: ## Installe les paquets Debian des tests (chromium, bubblewrap, hunspell-fr, police emoji)
 	@missing=""; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromium >/dev/null 2>&1 || [ -x "$${CHROMIUM:-}" ] || missing="$$missing chromium"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	command -v hunspell >/dev/null 2>&1 || missing="$$missing hunspell"; \
 	[ -e /usr/share/hunspell/fr_FR.dic ] || missing="$$missing hunspell-fr"; \
@@ -61,16 +66,37 @@ system-deps:
 	       "hunspell et hunspell-fr pour la vérification de l'orthographe, fonts-noto-color-emoji pour les captures d'écran."; \
 	fi
 
-sandbox: system-deps
+sandbox: system-deps ## Alias de system-deps (bac à sable de la correction)
 
-test: install system-deps
+# The README's test command and CI: lint and types first (fail fast), then the whole suite.
+test: install lint types system-deps ## Vérifie le style et les types, puis lance toute la suite de tests (la CI)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-release: install
+# The edit-test loop: no browser, no system packages, no nbgrader round trip, no whole-notebook run.
+FAST_MARKERS := not browser and not grading and not notebooks and not system
+test-rapide: install ## Tests rapides pour le travail quotidien (< 2 min : sans navigateur ni nbgrader)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "$(FAST_MARKERS)" -q
+
+release: install ## Régénère release/ (versions étudiantes) depuis source/ avec nbgrader
 	$(BIN)/autograder publier
 
-lint: install
-	$(BIN)/ruff check autograder tests nbgrader_config.py
+# The same tools and versions as .pre-commit-config.yaml (tests/test_project_habits.py checks the pins).
+NOTEBOOKS := $(wildcard notebooks/*.ipynb source/*/*.ipynb release/*/*.ipynb)
+PY_SOURCES := autograder tests benchmarks nbgrader_config.py
+lint: install ## Style : ruff (règles et format), codespell, notebooks sans sorties, actionlint
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	$(BIN)/codespell $(PY_SOURCES) Makefile
+	$(BIN)/nbstripout --keep-id --verify $(NOTEBOOKS)
+	$(BIN)/actionlint
 
-clean:
+format: install ## Reformate le code Python (ruff) et retire les sorties des notebooks
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(BIN)/ruff format $(PY_SOURCES)
+	$(BIN)/nbstripout --keep-id $(NOTEBOOKS)
+
+types: install ## Vérifie les types du cœur de la vérification (mypy)
+	$(BIN)/mypy
+
+clean: ## Supprime .venv et les sorties de correction locales
 	rm -rf $(VENV) submitted autograded feedback gradebook.db .pytest_cache tests/artifacts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -88,6 +88,7 @@ def autograd_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     """Reference gradient of a scalar function, computed by autograd on a fresh leaf copy of ``x``."""
     leaf = x.detach().clone().requires_grad_(True)
     fn(leaf).backward()
+    assert leaf.grad is not None  # a scalar function of ``leaf``: backward always fills it
     return leaf.grad
 
 
@@ -96,7 +97,7 @@ def compare_hand_gradient(
     expected: torch.Tensor,
     x: torch.Tensor,
     what: str,
-    mistakes: list[tuple] = (),
+    mistakes: Sequence[tuple] = (),
     factors: dict[float, str | tuple[str, str]] | None = None,
     factor_code: str | None = None,
 ) -> None:

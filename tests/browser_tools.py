@@ -26,7 +26,7 @@ import nbformat
 
 from tests.notebook_tools import ROOT, kernel_env, read
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))  # another Chromium-based browser: CHROMIUM=…
 # No network, no sandbox (containers run as root), nothing that phones home.
 CHROMIUM_ARGS = [
     "--headless",
