@@ -86,7 +86,7 @@ PY_SOURCES := autograder tests benchmarks nbgrader_config.py
 lint: install ## Style : ruff (règles et format), codespell, notebooks sans sorties, actionlint
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
-	$(BIN)/codespell $(PY_SOURCES) Makefile
+	$(BIN)/codespell $(PY_SOURCES)
 	$(BIN)/nbstripout --keep-id --verify $(NOTEBOOKS)
 	$(BIN)/actionlint
 

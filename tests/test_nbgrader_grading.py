@@ -93,9 +93,7 @@ def tampered_submissions() -> dict[str, nbformat.NotebookNode]:
     deleted = student_copy(TP1)
     deleted.cells = [c for c in deleted.cells if nbgrader_meta(c).get("grade_id") != "tp1_vjp"]
     wrong = next(w for w in fixtures.WRONG_ANSWERS if w.behaviour == fixtures.NBGRADER_CASES["tp1_hand_grad"])
-    edited = student_copy(
-        TP1, {wrong.cell_id: wrong.source, "tp1_hand_grad": 'print("✅ tp1_hand_grad — Correct")'}
-    )
+    edited = student_copy(TP1, {wrong.cell_id: wrong.source, "tp1_hand_grad": 'print("✅ tp1_hand_grad — Correct")'})
     noisy = student_copy(
         TP1,
         {
