@@ -116,8 +116,8 @@ def compare_hand_gradient(
             raise WrongAnswer(message, code=code)
     k = scale_factor(got, expected)
     if k is not None and factors is not None:
-        for factor, named in factors.items():
-            code, message = named if isinstance(named, tuple) else (None, named)
+        for factor, entry in factors.items():
+            code, message = entry if isinstance(entry, tuple) else (None, entry)
             if abs(k - factor) < 1e-3 * max(1.0, abs(factor)):
                 raise WrongAnswer(message, code=code)
         raise WrongAnswer(
