@@ -61,8 +61,8 @@ def emptied_tests(cells):
     return cells
 
 
-LAST_ANSWER = "tp1_sgd_answer"  # the last answer cell: what runs before it keeps its points
-ABOVE_LAST = 20 - POINTS["tp1_sgd"]
+LAST_ANSWER = "tp1_bug_answer"  # the last answer cell: what runs before it keeps its points
+ABOVE_LAST = 20 - POINTS["tp1_bug"]
 
 
 def submissions() -> dict[str, tuple[nbformat.NotebookNode | str, float | None]]:
@@ -72,7 +72,7 @@ def submissions() -> dict[str, tuple[nbformat.NotebookNode | str, float | None]]
         "blank": (student_copy(ASSIGNMENT, answered=False), 0),
         "wrong_hand_grad": (student_copy(ASSIGNMENT, wrong("tp1_hand_grad")), 20 - POINTS["tp1_hand_grad"]),
         "wrong_vjp": (student_copy(ASSIGNMENT, wrong("tp1_vjp")), 20 - POINTS["tp1_vjp"]),
-        "wrong_sgd": (student_copy(ASSIGNMENT, wrong("tp1_sgd")), 20 - POINTS["tp1_sgd"]),
+        "wrong_bug": (student_copy(ASSIGNMENT, wrong("tp1_bug")), 20 - POINTS["tp1_bug"]),
         "json_invalide": ('{"cells": [{"cell_type": "code", "source": "x = 1"', None),
         "cellules_dupliquees": (with_cells(student_copy(ASSIGNMENT), duplicated), 20),
         "cellule_test_supprimee": (
@@ -108,9 +108,9 @@ def submissions() -> dict[str, tuple[nbformat.NotebookNode | str, float | None]]
             student_copy(
                 ASSIGNMENT,
                 {
-                    "tp1_chain_rule_answer": "import warnings\n\ndef grad_g(x):\n"
+                    "tp1_predict_answer": "import warnings\n\ndef predicted_grad(x, a):\n"
                     "    warnings.simplefilter('always')\n    warnings.warn('attention', UserWarning)\n"
-                    "    return 2 * x * torch.cos(x**2)\n"
+                    "    return a * a * x + torch.exp(x) * (1 + x)\n"
                 },
             ),
             20,
@@ -280,7 +280,7 @@ def test_scores_equal_nbgrader_autograde(graded, tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "source", course / "source")
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    students = ["reference", "blank", "wrong_hand_grad", "wrong_vjp", "wrong_sgd", "avertissements_stderr"]
+    students = ["reference", "blank", "wrong_hand_grad", "wrong_vjp", "wrong_bug", "avertissements_stderr"]
     for student in students:
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)

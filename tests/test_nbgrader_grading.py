@@ -61,6 +61,8 @@ def _grade(course, assignment: str) -> dict:
         submissions[behaviour] = student_copy(assignment, {wrong[behaviour].cell_id: wrong[behaviour].source})
     if assignment == TP1:
         submissions.update(tampered_submissions())
+    if hasattr(fixtures, "LESSON_COPY"):
+        submissions["recopie_de_la_lecon"] = student_copy(assignment, fixtures.LESSON_COPY)
     for student, nb in submissions.items():
         folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
@@ -97,12 +99,12 @@ def tampered_submissions() -> dict[str, nbformat.NotebookNode]:
     noisy = student_copy(
         TP1,
         {
-            "tp1_chain_rule_answer": (
+            "tp1_predict_answer": (
                 "import warnings\n\n"
-                "def grad_g(x):\n"
+                "def predicted_grad(x, a):\n"
                 "    warnings.simplefilter('always')\n"
                 "    warnings.warn('un avertissement de PyTorch', UserWarning)\n"
-                "    return 2 * x * torch.cos(x**2)\n"
+                "    return a * a * x + torch.exp(x) * (1 + x)\n"
             )
         },
     )
@@ -171,6 +173,17 @@ def test_edited_test_cell_is_restored_and_graded(graded):
 
 
 def test_warning_on_stderr_costs_no_point(graded):
-    cell = autograded_cell(graded["course"], "warning_on_stderr", "tp1_chain_rule")
+    cell = autograded_cell(graded["course"], "warning_on_stderr", "tp1_predict")
     assert graded["scores"]["warning_on_stderr"] == 20
     assert not any(o.get("name") == "stderr" for o in cell.outputs)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_a_copy_of_lesson_cells_scores_at_most_five(graded_all, assignment):
+    """A student who only re-types lesson cells into the answers (fixture ``LESSON_COPY``) cannot pass the TP."""
+    fixtures = mistakes(assignment)
+    if not hasattr(fixtures, "LESSON_COPY"):
+        pytest.skip(f"{assignment} : pas encore de copie « recopie des cellules de la leçon »")
+    graded = graded_all(assignment)
+    copy = "recopie_de_la_lecon"
+    assert graded["scores"][copy] <= fixtures.LESSON_COPY_MAX, graded["per_cell"][copy]
