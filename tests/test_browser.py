@@ -138,6 +138,19 @@ def test_lesson_runs_in_lab_and_its_widgets_respond(lab, page, lesson):
         while bt.widget_states(page)[index] == before and time.monotonic() < deadline:
             page.wait_for_timeout(300)
         assert bt.widget_states(page)[index] != before, f"widget {index} de {lesson} : {action}, rien n'a changé"
+    # A step-by-step widget (the backward replay): « Suivant » moves to the next node, shown in its text and image.
+    for index in range(page.locator(bt.WIDGET_OUTPUTS).count()):
+        button = page.locator(bt.WIDGET_OUTPUTS).nth(index).locator("button", has_text="Suivant")
+        if not button.count():
+            continue
+        before = bt.widget_states(page)[index]
+        button.first.click()
+        deadline = time.monotonic() + 30
+        while bt.widget_states(page)[index] == before and time.monotonic() < deadline:
+            page.wait_for_timeout(300)
+        after = bt.widget_states(page)[index]
+        assert after != before, f"widget {index} de {lesson} : « Suivant » cliqué, rien n'a changé"
+        assert "le moteur exécute" in after and after.split("data:")[0] != before.split("data:")[0], after[:300]
     bt.wait_idle(page)
     bt.screenshot(page, stem(lesson))
 
