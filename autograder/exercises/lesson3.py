@@ -1,4 +1,4 @@
-"""Lesson 3 « La rétropropagation : théorie et exemple »: ungraded practice questions on the student's own
+"""Lesson 3 (backpropagation: theory and an example): ungraded practice questions on the student's own
 scalar autograd engine (« micrograd en français »), built in three steps.
 
 The student's ``Valeur`` class is only used through ``autograder.engine_checks.build_with_class`` (a
@@ -88,7 +88,8 @@ class ValeurFonctions(Exercise):
         "ordre_non_topologique",
     )
     hints = (
-        "Dérivées locales : (xⁿ)' = n·xⁿ⁻¹, tanh' = 1 − tanh², et l'exponentielle est sa propre dérivée. Chacune est multipliée par `out.grad`.",
+        "Dérivées locales : (xⁿ)' = n·xⁿ⁻¹, tanh' = 1 − tanh², et l'exponentielle est sa propre dérivée. "
+        "Chacune est multipliée par `out.grad`.",
         "Dans `tanh`, calculez `t = math.tanh(self.data)` une fois, et utilisez `(1 - t**2) * out.grad` ; dans "
         "`exp`, la sortie `out.data` est déjà la dérivée locale.",
     )
