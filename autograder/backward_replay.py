@@ -267,11 +267,13 @@ class BackwardReplay(widgets.VBox):
         self.text = ""
         self.png = b""
         self.error: str | None = None
+        self.verdict = ""  # French feedback on the last prediction ("" when none was typed)
         values = ", ".join(f"{k} = {v:g}" for k, v in self.variables.items())
         help_text = widgets.HTML(
             _code_spans(
                 f"Écrivez une expression de {', '.join(self.variables)} ({values}), validez avec Entrée, puis "
-                "avancez pas à pas : avant chaque clic sur « Suivant », prédisez ce que le prochain nœud va recevoir."
+                "avancez pas à pas. Avant chaque clic sur « Suivant », tapez dans « Prédiction » le gradient que "
+                "le prochain nœud va recevoir : la réponse s'affiche quand vous avancez."
             )
         )
         self.expression = widgets.Text(
@@ -283,6 +285,12 @@ class BackwardReplay(widgets.VBox):
         self.slider = widgets.IntSlider(value=0, min=0, max=1, description="Étape", continuous_update=False)
         self.previous = widgets.Button(description="◀ Précédent", layout=widgets.Layout(width="120px"))
         self.next = widgets.Button(description="Suivant ▶", layout=widgets.Layout(width="120px"))
+        self.prediction = widgets.Text(
+            description="Prédiction :",
+            placeholder="le gradient que recevra le prochain nœud, par exemple -4",
+            layout=widgets.Layout(width="420px"),
+        )
+        self.feedback = widgets.HTML()
         self.info = widgets.HTML()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.previous.on_click(lambda _: self.step(-1))
@@ -290,7 +298,7 @@ class BackwardReplay(widgets.VBox):
         self.slider.observe(self._show, names="value")
         self.expression.observe(self._record, names="value")
         controls = widgets.HBox([self.previous, self.slider, self.next])
-        super().__init__([help_text, self.expression, controls, self.info, self.image])
+        super().__init__([help_text, self.expression, controls, self.prediction, self.feedback, self.info, self.image])
         self._record()
 
     def _record(self, change: dict[str, Any] | None = None) -> None:
@@ -314,7 +322,36 @@ class BackwardReplay(widgets.VBox):
             return
         self.slider.value = min(max(self.slider.value + delta, 0), len(self.recording.steps))
 
+    def _judge(self, change: dict[str, Any] | None) -> None:
+        """When the replay moves one step forward, compare the typed prediction with what the node received."""
+        self.verdict = ""
+        typed = self.prediction.value.strip()
+        recording = self.recording
+        if not typed or recording is None or change is None or change["new"] != change["old"] + 1:
+            return
+        step = recording.steps[change["new"] - 1]
+        self.prediction.value = ""
+        try:
+            guess = float(typed.replace(",", ".").replace("−", "-"))
+        except ValueError:
+            self.verdict = french_spacing(f"❌ « {typed} » n'est pas un nombre : tapez par exemple -4 ou 0,5.")
+            return
+        received = step.received
+        if received is None or received.numel() != 1:
+            return
+        value = float(received)
+        if abs(guess - value) <= 1e-3 * max(1.0, abs(value)):
+            self.verdict = french_spacing(f"✅ Bien prédit : {step.label} reçoit {fmt(received)}.")
+        else:
+            self.verdict = french_spacing(
+                f"❌ Vous aviez prédit {guess:g} ; {step.label} reçoit {fmt(received)}. Relisez le calcul de l'étape "
+                "précédente : gradient reçu × dérivée locale, additionné sur toutes les flèches qui arrivent au nœud."
+            )
+
     def _show(self, change: dict[str, Any] | None = None) -> None:
+        self._judge(change)
+        colour = "#1b5e20" if self.verdict.startswith("✅") else "#b00020"
+        self.feedback.value = f"<div style='color:{colour}'>{_code_spans(self.verdict)}</div>" if self.verdict else ""
         recording = self.recording
         if recording is None:
             self.position, self.current, self.png = 0, None, b""

@@ -116,3 +116,26 @@ def test_typing_an_expression_records_it_again_and_errors_are_french():
 def test_an_expression_without_gradient_is_refused():
     with pytest.raises(ExpressionError, match="rien à rétropropager"):
         record_backward("x * 2", {"x": 1.0}, requires_grad=())
+
+
+def test_a_typed_prediction_is_judged_when_stepping_forward():
+    replay = backward_replay()  # (x + y) * z: MulBackward0 receives 1, then z receives 3, then AddBackward0 -4
+    replay.prediction.value = "1"
+    replay.next.click()
+    assert plain(replay.verdict).startswith("✅ Bien prédit : sortie (MulBackward0) reçoit 1")
+    assert replay.prediction.value == ""  # ready for the next prediction
+    replay.next.click()  # no prediction typed: no verdict
+    assert replay.verdict == "" and replay.feedback.value == ""
+    replay.prediction.value = "−4,0"  # the typographic minus and a decimal comma are read too
+    replay.next.click()
+    assert replay.verdict.startswith("✅") and "AddBackward0" in replay.verdict
+    replay.prediction.value = "3"
+    replay.next.click()
+    assert plain(replay.verdict).startswith("❌ Vous aviez prédit 3 ; x (AccumulateGrad) reçoit -4")
+    assert "color:#b00020" in replay.feedback.value
+    replay.prediction.value = "beaucoup"
+    replay.next.click()
+    assert "n'est pas un nombre" in replay.verdict
+    replay.prediction.value = "1"
+    replay.previous.click()  # going back judges nothing
+    assert replay.verdict == "" and replay.prediction.value == "1"
