@@ -121,6 +121,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return grade_command(args, _course_root())
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from autograder.grading.command import report_command
+
+    return report_command(args, _course_root())
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from autograder.grading.command import verify_command
 
@@ -185,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--memoire", metavar="Mio", type=int, help="mémoire qu'une copie peut allouer (Mio)")
     grade.add_argument("--sans-retours", action="store_true", help="ne pas générer les retours HTML")
     grade.set_defaults(func=cmd_grade)
+
+    rapport = commands.add_parser(
+        "rapport",
+        help="refait le rapport de la classe d'un TP déjà corrigé (sans recorriger)",
+        description="Refait grades/<TP>_rapport.html, le rapport de la classe (distribution des notes, réussite "
+        "et erreurs fréquentes par question, copies à regarder), à partir du carnet de notes et de "
+        "grades/<TP>_erreurs.csv, sans recorriger les copies.",
+    )
+    rapport.add_argument("assignment", metavar="TP", help="identifiant du TP (par exemple tp1_gradients)")
+    rapport.add_argument(
+        "--anonyme",
+        action="store_true",
+        help="ni noms ni identifiants, pour partager le rapport (écrit grades/<TP>_rapport_anonyme.html)",
+    )
+    rapport.set_defaults(func=cmd_report)
 
     verify = commands.add_parser(
         "verifier",

@@ -238,6 +238,34 @@ def test_failures_are_explained(graded):
     assert rows["noyau_arrete_os_exit"]["raison"]
 
 
+def test_mistakes_csv_and_class_report_after_grading(graded):
+    """Every graded copy has one row per question: the reference loses nothing, a blank copy everything, a copy
+    with one typical mistake exactly that question's points; the summary ends with the frequent mistakes and
+    the report's path."""
+    from autograder.grading.spreadsheet import read_rows
+
+    course = graded["course"]
+    rows = read_rows(course / "grades" / f"{ASSIGNMENT}_erreurs.csv")
+    verdicts = {(r["student_id"], r["question"]): r for r in rows if r["question"]}
+    for grade_id, points in POINTS.items():
+        assert verdicts["reference", grade_id]["code"] == "correcte"
+        assert float(verdicts["reference", grade_id]["points_perdus"]) == 0
+        assert verdicts["blank", grade_id]["code"] != "correcte"
+        assert float(verdicts["blank", grade_id]["points_perdus"]) == points
+        mistake = verdicts["wrong_vjp", grade_id]
+        assert (mistake["code"] != "correcte") == (grade_id == "tp1_vjp")
+        assert float(mistake["points_perdus"]) == (points if grade_id == "tp1_vjp" else 0)
+    review = {(r["student_id"], r["code"]) for r in rows if not r["question"]}
+    assert ("cellule_test_modifiee", "cellule_modifiee") in review
+    assert ("json_invalide", "non_corrigee") in review
+    assert ("absente", "absente") in review
+    page = course / "grades" / f"{ASSIGNMENT}_rapport.html"
+    assert "Rapport de la classe" in page.read_text(encoding="utf-8")
+    out = graded["run"].stdout.replace("\u00a0", " ")
+    assert "Erreurs les plus fréquentes :" in out
+    assert out.rstrip().endswith(f"Rapport de la classe : grades/{page.name}")
+
+
 def test_scores_go_to_the_nbgrader_gradebook(graded):
     with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}") as gb:
         assert gb.find_submission(ASSIGNMENT, "reference").score == 20

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import SAWarning
 
-from autograder.grading import report
+from autograder.grading import class_report, mistakes, report
 from autograder.grading.executor import ExecutionLimits, WorkerPool
 from autograder.grading.intake import IntakeError, collect
 from autograder.grading.pipeline import Grader, Outcome
@@ -107,6 +107,66 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
     console.print(f"Notes : {csv_path.relative_to(root)} · Moodle : {moodle_path.relative_to(root)}")
     if not args.sans_retours:
         console.print(f"Retours HTML : feedback/<étudiant·e>/{assignment}/{assignment}.html")
+    _class_report(console, errors, root, assignment, outcomes, grader.grade_ids())
+    return 0
+
+
+def _gradebook_facts(root: Path, assignment: str) -> tuple[dict[str, str], dict[str, float]]:
+    """Students' names (id -> « Prénom Nom ») and the points of each graded cell, from nbgrader's gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.grading.pipeline import load_course_config
+
+    coursedir = CourseDirectory(config=load_course_config(root))
+    names: dict[str, str] = {}
+    points: dict[str, float] = {}
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        for student in gb.students:
+            names[student.id] = f"{student.first_name or ''} {student.last_name or ''}".strip()
+        try:
+            for notebook in gb.find_assignment(assignment).notebooks:
+                points.update({cell.name: float(cell.max_score) for cell in notebook.grade_cells})
+        except MissingEntry:
+            pass
+    return names, points
+
+
+def _class_report(
+    console: Console, errors: Console, root: Path, assignment: str, outcomes: list[Outcome], grade_ids: list[str]
+) -> None:
+    """The mistakes CSV and the class report after a grading; a failure here never loses the grades."""
+    try:
+        names, points = _gradebook_facts(root, assignment)
+        questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids})
+        records = mistakes.records_of(outcomes, questions)
+        grades_dir = root / "grades"
+        mistakes.write_csv(class_report.paths(grades_dir, assignment)["erreurs"], records, questions)
+        data, page = class_report.build(grades_dir, assignment, records, questions, names=names, new_run=True)
+    except Exception as exc:  # noqa: BLE001 - the grades are written already
+        errors.print(f"⚠️  Rapport de la classe non généré ({type(exc).__name__} : {exc}).")
+        return
+    report.top_mistakes(console, data, page.relative_to(root))
+
+
+def report_command(args: argparse.Namespace, root: Path) -> int:
+    """`autograder rapport`: rebuild the class report from the gradebook and the mistakes CSV, without grading."""
+    console = _FrenchConsole(stderr=False)
+    errors = _FrenchConsole(stderr=True)
+    assignment = args.assignment
+    grades_dir = root / "grades"
+    files = class_report.paths(grades_dir, assignment, anonymous=args.anonyme)
+    if not files["erreurs"].is_file():
+        errors.print(
+            f"autograder : erreur : {files['erreurs'].relative_to(root)} introuvable : corrigez d'abord le TP "
+            f"avec « autograder grade {assignment} COPIES »."
+        )
+        return 2
+    records, points = mistakes.read_csv(files["erreurs"])
+    questions = mistakes.questions_of(assignment, points)
+    names = {} if args.anonyme else _gradebook_facts(root, assignment)[0]
+    data, page = class_report.build(grades_dir, assignment, records, questions, names=names, anonymous=args.anonyme)
+    report.top_mistakes(console, data, page.relative_to(root))
     return 0
 
 

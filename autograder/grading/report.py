@@ -92,3 +92,20 @@ def summary(console: Console, outcomes: list[Outcome], assignment: str) -> None:
         for o in problems:
             detail.add_row(o.submission.student_id or o.submission.origin, o.status, o.reason)
         console.print(detail)
+
+
+def top_mistakes(console: Console, data: dict, page: Path, count: int = 3) -> None:
+    """The end of the summary: the class's most frequent mistakes, then where the class report is."""
+    frequent = data.get("erreurs_frequentes", [])[:count]
+    if frequent:
+        console.print("Erreurs les plus fréquentes :")
+        for rank, mistake in enumerate(frequent, start=1):
+            share = f"{100 * mistake['part']:.0f}\u00a0%"
+            console.print(
+                f"  {rank}. {mistake['nom']} ({mistake['question']}) : {share} des copies corrigées "
+                f"({mistake['copies']})",
+                markup=False,
+            )
+    else:
+        console.print("Aucune erreur dans les copies corrigées.")
+    console.print(f"Rapport de la classe : {page}", markup=False)
