@@ -268,3 +268,11 @@ def test_rapport_without_a_grading_is_a_french_error(tmp_path, monkeypatch, caps
     monkeypatch.chdir(course)
     assert main(["rapport", "tp1_gradients"]) == 2
     assert "corrigez d'abord le TP" in " ".join(capsys.readouterr().err.replace("\u00a0", " ").split())
+
+
+def test_reteach_list_holds_every_widespread_mistake_and_at_least_three(tmp_path, known):
+    data, _ = make_report(tmp_path, known)
+    widespread = [m for m in data["erreurs_frequentes"] if m["part"] >= class_report.RETEACH_SHARE]
+    expected = max(3, min(len(widespread), class_report.RETEACH_AT_MOST))
+    assert data["a_reprendre"] == data["erreurs_frequentes"][:expected]
+    assert all(m["code"] not in ("correcte", "plantage", "delai_depasse") for m in data["a_reprendre"])

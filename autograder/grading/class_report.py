@@ -137,8 +137,9 @@ def analyse(
     order = {q.id: i for i, q in enumerate(questions)}
     shared.sort(key=lambda m: (-m["copies"], order[m["question"]], m["code"]))
     data["erreurs_frequentes"] = shared
-    reteach = [m for m in shared if m["part"] >= RETEACH_SHARE] or shared[:RETEACH_AT_LEAST]
-    data["a_reprendre"] = reteach[: max(RETEACH_AT_LEAST, min(len(reteach), RETEACH_AT_MOST))]
+    # Every mistake made by a quarter of the class (at most ten), and at least the three most frequent ones.
+    widespread = sum(m["part"] >= RETEACH_SHARE for m in shared)
+    data["a_reprendre"] = shared[: max(RETEACH_AT_LEAST, min(widespread, RETEACH_AT_MOST))]
     data["a_regarder"] = _review(records, names or {}, anonymous)
     data["comparaison"] = _comparison(data, previous) if previous else None
     return data
