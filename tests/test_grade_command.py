@@ -264,6 +264,14 @@ def test_mistakes_csv_and_class_report_after_grading(graded):
     out = graded["run"].stdout.replace("\u00a0", " ")
     assert "Erreurs les plus fréquentes :" in out
     assert out.rstrip().endswith(f"Rapport de la classe : grades/{page.name}")
+    # `autograder rapport` rebuilds the same page from the gradebook and the CSV, without regrading.
+    before = page.read_text(encoding="utf-8")
+    page.unlink()
+    rebuilt = subprocess.run(
+        [AUTOGRADER, "rapport", ASSIGNMENT], cwd=course, env=kernel_env(), capture_output=True, text=True, timeout=300
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert page.read_text(encoding="utf-8") == before
 
 
 def test_scores_go_to_the_nbgrader_gradebook(graded):

@@ -105,7 +105,8 @@ def top_mistakes(console: Console, data: dict, page: Path, count: int = 3) -> No
                 f"  {rank}. {mistake['nom']} ({mistake['question']}) : {share} des copies corrigées "
                 f"({mistake['copies']})",
                 markup=False,
+                soft_wrap=True,
             )
     else:
         console.print("Aucune erreur dans les copies corrigées.")
-    console.print(f"Rapport de la classe : {page}", markup=False)
+    console.print(f"Rapport de la classe : {page}", markup=False, soft_wrap=True)
