@@ -276,3 +276,12 @@ def test_reteach_list_holds_every_widespread_mistake_and_at_least_three(tmp_path
     expected = max(3, min(len(widespread), class_report.RETEACH_AT_MOST))
     assert data["a_reprendre"] == data["erreurs_frequentes"][:expected]
     assert all(m["code"] not in ("correcte", "plantage", "delai_depasse") for m in data["a_reprendre"])
+
+
+def test_text_from_students_files_is_escaped_in_the_page(tmp_path):
+    """A reason quoting a file name is shown as text: a file named like HTML never becomes markup."""
+    known = known_class("tp1_gradients", count=8)
+    known.outcomes[0].submission.review.append(("collision_identifiant", '<img src=x onerror="alert(1)">.ipynb'))
+    _, page = make_report(tmp_path, known, names=known.names)
+    text = page.read_text(encoding="utf-8")
+    assert "<img src=x" not in text and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;.ipynb" in text
