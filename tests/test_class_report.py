@@ -1,5 +1,5 @@
 """The class report: its numbers equal the known mistakes of a generated class, it can be shared anonymised,
-rebuilt without regrading, and its CSV opens safely in a spreadsheet."""
+rebuilt without grading again, and its CSV opens safely in a spreadsheet."""
 
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ def test_comparison_with_the_previous_run_of_the_same_tp(tmp_path):
 
 
 @pytest.mark.parametrize("anonymous", [False, True], ids=["nomme", "anonyme"])
-def test_rapport_command_rebuilds_the_same_report_without_regrading(tmp_path, monkeypatch, capsys, anonymous):
+def test_rapport_command_rebuilds_the_same_report_without_grading_again(tmp_path, monkeypatch, capsys, anonymous):
     """`autograder rapport <tp>` reads the gradebook (names) and the mistakes CSV: same page, same data."""
     from autograder.cli import main
 

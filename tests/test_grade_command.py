@@ -264,7 +264,7 @@ def test_mistakes_csv_and_class_report_after_grading(graded):
     out = graded["run"].stdout.replace("\u00a0", " ")
     assert "Erreurs les plus fréquentes :" in out
     assert out.rstrip().endswith(f"Rapport de la classe : grades/{page.name}")
-    # `autograder rapport` rebuilds the same page from the gradebook and the CSV, without regrading.
+    # `autograder rapport` rebuilds the same page from the gradebook and the CSV, without grading again.
     before = page.read_text(encoding="utf-8")
     page.unlink()
     rebuilt = subprocess.run(
