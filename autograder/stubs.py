@@ -15,6 +15,7 @@ Under grading nothing is installed: a stub is an error there, as nbgrader expect
 
 from __future__ import annotations
 
+import html
 import linecache
 import re
 from types import TracebackType
@@ -39,7 +40,7 @@ def stub_frame(shell, tb: TracebackType | None):
 
 
 def message(frame) -> str:
-    """One French line: which answer is missing."""
+    """One French line: which answer is missing (`code` in backquotes)."""
     name = frame.f_code.co_name
     if name == "<module>":
         text = "⬜ Réponse à écrire : remplacez `raise NotImplementedError()` par votre code dans cette cellule."
@@ -51,13 +52,30 @@ def message(frame) -> str:
     return french_spacing(text)
 
 
+class Notice:
+    """The line as rich output: code in code font in JupyterLab, plain text (no backquotes) elsewhere."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.text.replace("`", ""))
+
+    def _repr_html_(self) -> str:
+        escaped = html.escape(self.text, quote=False)
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+        return f'<div class="autograder-stub" role="note" style="color:#4b5563">{body}</div>'
+
+
 def _handler(shell, etype, value, tb, tb_offset=None):
     frame = stub_frame(shell, tb)
     if frame is None or value.args:
         # Not a stub: IPython's usual traceback; the cell stays in error.
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
         return None
-    print(message(frame))
+    from IPython.display import display
+
+    display(Notice(message(frame)))
     result = getattr(shell.displayhook, "exec_result", None)
     if result is not None:
         # The reply's status comes from this field: « ok », so that running all cells goes on.

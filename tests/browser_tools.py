@@ -244,6 +244,25 @@ def run_all(page, attempts: int = 3, timeout: float = 300) -> None:
     wait_idle(page, timeout)
 
 
+# The menu item as JupyterLab's French language pack shows it, in « Noyau » and in « Exécution » (the capital « E »
+# comes from JupyterLab joining « Redémarrer le noyau » and « Exécuter toutes les cellules »).
+RESTART_RUN_ALL = "Redémarrer le noyau et Exécuter toutes les cellules…"
+
+
+def restart_and_run_all(page, timeout: float = 300) -> None:
+    """« Noyau » → « Redémarrer le noyau et Exécuter toutes les cellules… », confirmed with « Redémarrer »; then wait
+    until the kernel is idle again. The caller checks how far the run went (execution counts)."""
+    menu(page, "Noyau", RESTART_RUN_ALL)
+    page.locator(".jp-Dialog-button.jp-mod-accept", has_text="Redémarrer").click()
+    page.locator(".jp-Dialog").wait_for(state="detached")
+    deadline = time.monotonic() + 30
+    while not page.locator(CODE_PROMPTS).first.inner_text().strip().startswith("[*") and time.monotonic() < deadline:
+        if re.search(r"\[\d+\]", page.locator(CODE_PROMPTS).last.inner_text()):
+            break  # already over
+        page.wait_for_timeout(100)
+    wait_idle(page, timeout)
+
+
 def run_cell(page, index: int, attempts: int = 3) -> None:
     """Select a cell and run it (Ctrl+Entrée), then wait for the kernel.
 

@@ -213,12 +213,41 @@ def test_tp_question_answers_in_french_in_lab(lab, page, tp):
     plan = question_plan(tp)
     bt.open_notebook(page, lab, tp)
 
+    # The verdict box: icon and label, then the explanation (code spans in code font, so without backquotes).
     verdict = answer_and_check(page, plan.cells, plan.right)
-    assert "✅" in verdict and f"{plan.grade_id} — Correct" in verdict, verdict
+    assert "✅ Correct" in verdict and f"({plan.grade_id}, " in verdict, verdict
 
     verdict = answer_and_check(page, plan.cells, plan.wrong)
-    assert "❌" in verdict and plan.expected.replace("\u00a0", " ") in verdict, verdict
+    assert "❌ Réponse incorrecte" in verdict, verdict
+    assert plan.expected.replace("\u00a0", " ").replace("`", "") in verdict, verdict
     bt.screenshot(page, stem(tp))
+
+
+@needs_browser
+def test_blank_tp_restarted_and_run_whole_reaches_its_last_cell(lab, page):
+    """The TPs' promise: « Redémarrer le noyau et Exécuter toutes les cellules… » on a blank TP runs every cell; each
+    question shows a grey ⬜ box instead of stopping the run, and its link leads to the lesson."""
+    tp = TPS[0]
+    bt.open_notebook(page, lab, tp)
+    bt.restart_and_run_all(page)
+    bt.save(page)
+
+    code = [c for c in bt.saved_notebook(lab, tp).cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), [c.id for c in code if not c.execution_count]
+    assert not [c.id for c in code for o in c.outputs if o.output_type == "error"]
+    boxes = page.locator(f"{bt.PANEL} .autograder-verdict-not_attempted")
+    questions = sum(bool(nt.nbgrader_meta(c).get("grade")) for c in code)
+    assert boxes.count() == questions
+    for index in range(questions):
+        assert boxes.nth(index).is_visible()
+        assert "Question non tentée" in boxes.nth(index).inner_text().replace("\u00a0", " ")
+    bt.screenshot(page, f"{stem(tp)}_tout_executer")
+
+    links = page.locator(f"{bt.PANEL} .autograder-verdict a")
+    if links.count():  # the questions name their lesson section (Exercise.section)
+        lesson = Path(links.first.get_attribute("href").split("?")[0].split("#")[0]).name
+        links.first.click()
+        page.wait_for_selector(f".lm-TabBar-tab.jp-mod-current:has-text('{lesson}')")
 
 
 @needs_browser
