@@ -155,8 +155,8 @@ def points_to_the_lesson(exercise) -> str | None:
     if not exercise.hints:
         return "l'exercice n'a pas d'indice"
     path, title = exercise.section
-    last = " ".join(re.sub(r"[`*_]", "", exercise.hints[-1]).split()).casefold()
-    wanted = " ".join(re.sub(r"[`*_]", "", title).split()).casefold()
+    last = " ".join(re.sub(r"[`*]", "", exercise.hints[-1]).split()).casefold()
+    wanted = " ".join(re.sub(r"[`*]", "", title).split()).casefold()
     if wanted in last or Path(path).stem.casefold() in last:
         return None
     return f"le dernier indice ne renvoie pas à la section « {title} » de {path}"
