@@ -285,3 +285,19 @@ def test_text_from_students_files_is_escaped_in_the_page(tmp_path):
     _, page = make_report(tmp_path, known, names=known.names)
     text = page.read_text(encoding="utf-8")
     assert "<img src=x" not in text and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;.ipynb" in text
+
+
+def test_an_instructors_plain_test_cell_is_scored_by_points_and_flagged_once():
+    """A test cell without check(...) (trusted verdict « test_hors_check »): correct when nbgrader gave its points,
+    a failure of that test otherwise; the question is flagged, the copies are not sent for review."""
+    questions = [mistakes.Question("plain", 1.0, "plain", catalogued=False)]
+    passed = Outcome(Submission("a", "a.ipynb"), GRADED, scores={"plain": 1.0})
+    failed = Outcome(Submission("b", "b.ipynb"), GRADED, scores={"plain": 0.0})
+    for outcome in (passed, failed):
+        outcome.verdicts["plain"] = Verdict("plain", "test_hors_check", 0.0, 1.0)
+    records = mistakes.records_of([passed, failed], questions)
+    assert [r.verdicts["plain"].code for r in records] == [CORRECT, "test_hors_check"]
+    assert all(r.review == [] for r in records)
+    data = class_report.analyse(records, questions, assignment="tp", date="aujourd'hui")
+    (question,) = data["questions"]
+    assert question["hors_check"] and question["reussite"] == 0.5 and data["a_regarder"] == []

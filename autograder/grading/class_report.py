@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.grading.mistakes import REVIEW_NAMES, TECHNICAL, CopyRecord, Question
-from autograder.verdict import CORRECT
+from autograder.verdict import CORRECT, NOT_A_CHECK
 
 SCALE = 20
 BIN_WIDTH = 2
@@ -125,6 +125,8 @@ def analyse(
                 "reussite": right / count if count else 0.0,
                 "points_moyens": statistics.fmean(v.points for v in verdicts) if verdicts else 0.0,
                 "section": _section(question),
+                # A plain test cell of the instructor (no check(...)): scored with nbgrader's own semantics.
+                "hors_check": not question.catalogued or any(v.code == NOT_A_CHECK for v in verdicts),
                 "erreurs": mistakes,
             }
         )

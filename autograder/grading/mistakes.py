@@ -32,7 +32,7 @@ GENERIC_NAMES = {
     WRONG: "réponse incorrecte (erreur non identifiée)",
     CRASHED: "plantage (noyau arrêté ou vérification impossible)",
     TIMED_OUT: "délai dépassé",
-    NOT_A_CHECK: "test de l'enseignant·e hors `check`, noté comme nbgrader",
+    NOT_A_CHECK: "échec d'un test de l'enseignant·e hors `check` (noté comme nbgrader)",
     UNDETAILED: "question non réussie (détail non enregistré)",
 }
 # Why a copy needs a person's look: category -> French label (shown even in the anonymised report).
@@ -42,7 +42,6 @@ REVIEW_NAMES = {
     TIMED_OUT: "délai dépassé",
     TAMPERED: "cellule verrouillée modifiée, supprimée ou dupliquée",
     COLLISION: "identifiants en collision",
-    NOT_A_CHECK: "test hors `check` (noté comme nbgrader)",
 }
 # Codes that say something about the grading, not about what the student understood.
 TECHNICAL = {CORRECT, CRASHED, TIMED_OUT, NOT_A_CHECK}
@@ -60,6 +59,7 @@ class Question:
     title: str = ""
     mistakes: dict[str, str] = field(default_factory=dict)
     section: tuple[str, str] | None = None
+    catalogued: bool = True  # an exercise of the catalogue (else an instructor's plain test cell)
 
     def name(self, code: str) -> str:
         return self.mistakes.get(code) or GENERIC_NAMES.get(code) or code
@@ -102,6 +102,7 @@ def questions_of(assignment: str, points: dict[str, float]) -> list[Question]:
                 title=exercise.title if exercise else grade_id,
                 mistakes=dict(exercise.mistakes) if exercise else {},
                 section=tuple(exercise.section) if exercise and exercise.section else None,
+                catalogued=exercise is not None,
             )
         )
     return questions
@@ -111,6 +112,10 @@ def verdict_for(outcome: Outcome, question: Question) -> Verdict:
     """The question's verdict: the trusted one when recorded, else decided from the gradebook score."""
     earned = outcome.scores.get(question.id, 0.0)
     trusted = outcome.verdicts.get(question.id)
+    if trusted is not None and trusted.code == NOT_A_CHECK:
+        # An instructor's plain test cell, scored by nbgrader: its points say whether it passed.
+        code = CORRECT if earned >= question.points else NOT_A_CHECK
+        return Verdict(question.id, code, earned, question.points, trusted.message)
     if trusted is not None:
         return Verdict(question.id, trusted.code, earned, question.points, trusted.message)
     if earned >= question.points:
@@ -133,7 +138,7 @@ def record_of(outcome: Outcome, questions: list[Question]) -> CopyRecord:
     record.review.extend(sub.review)
     seen = {category for category, _ in record.review}
     for verdict in record.verdicts.values():
-        if verdict.code in (CRASHED, TIMED_OUT, NOT_A_CHECK) and verdict.code not in seen:
+        if verdict.code in (CRASHED, TIMED_OUT) and verdict.code not in seen:
             seen.add(verdict.code)
             record.review.append((verdict.code, f"question {verdict.exercise_id}"))
     return record
