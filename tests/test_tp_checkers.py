@@ -55,6 +55,9 @@ def test_typical_mistake_gets_its_explanation(assignment, wrong):
     rendered = failure.value.render().replace("\u00a0", " ")
     assert wrong.expected in rendered, rendered
     assert rendered.startswith(f"❌ {wrong.exercise_id} — Réponse incorrecte")
+    if wrong.code:
+        assert failure.value.code == wrong.code, rendered
+        assert wrong.code in get_exercise(wrong.exercise_id).mistakes
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
