@@ -384,12 +384,27 @@ def tp2_submissions() -> dict[str, tuple[nbformat.NotebookNode, float]]:
     return copies
 
 
-def test_tp2_scores_equal_nbgrader_autograde(tmp_path):
-    """`autograder grade tp2_regression` gives exactly the scores of plain `nbgrader autograde`: 20, 0, 20 − points."""
+TP3 = "tp3_retropropagation"
+
+
+def tp3_submissions() -> dict[str, tuple[nbformat.NotebookNode, float]]:
+    """TP3 copies: reference, blank and the typical mistake of each question -> expected score."""
+    fixtures = mistakes(TP3)
+    by_behaviour = {w.behaviour: w for w in fixtures.WRONG_ANSWERS}
+    copies = {"reference": (student_copy(TP3), 20.0), "blank": (student_copy(TP3, answered=False), 0.0)}
+    for grade_id, behaviour in fixtures.NBGRADER_CASES.items():
+        w = by_behaviour[behaviour]
+        copies[behaviour] = (student_copy(TP3, {w.cell_id: w.source}), 20.0 - get_exercise(grade_id).points)
+    return copies
+
+
+@pytest.mark.parametrize(("tp", "make_copies"), [(TP2, tp2_submissions), (TP3, tp3_submissions)], ids=[TP2, TP3])
+def test_tp_scores_equal_nbgrader_autograde(tmp_path, tp, make_copies):
+    """`autograder grade <tp>` gives exactly the scores of plain `nbgrader autograde`: 20, 0, 20 − points."""
     available, reason = isolation_status()
     if not available:
         pytest.skip(f"bubblewrap indisponible : {reason}")
-    submissions = tp2_submissions()
+    submissions = make_copies()
     courses = {}
     for name in ("autograder", "nbgrader"):
         course = courses[name] = tmp_path / name
@@ -401,20 +416,20 @@ def test_tp2_scores_equal_nbgrader_autograde(tmp_path):
     copies.mkdir()
     for student, (nb, _) in submissions.items():
         nbformat.write(nb, copies / f"{student}.ipynb")
-        folder = courses["nbgrader"] / "submitted" / student / TP2
+        folder = courses["nbgrader"] / "submitted" / student / tp
         folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{TP2}.ipynb")
+        nbformat.write(nb, folder / f"{tp}.ipynb")
 
-    args = [AUTOGRADER, "grade", TP2, str(copies), "--limite-cellule", "30", "--sans-retours"]
+    args = [AUTOGRADER, "grade", tp, str(copies), "--limite-cellule", "30", "--sans-retours"]
     run = subprocess.run(args, cwd=courses["autograder"], env=kernel_env(), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
-    grades = courses["autograder"] / "grades" / f"{TP2}.csv"
+    grades = courses["autograder"] / "grades" / f"{tp}.csv"
     ours = {r["student_id"]: float(r["score"]) for r in csv.DictReader(grades.open(encoding="utf-8"))}
 
-    nbgrader(courses["nbgrader"], "generate_assignment", TP2, "--force")
-    nbgrader(courses["nbgrader"], "autograde", TP2)
+    nbgrader(courses["nbgrader"], "generate_assignment", tp, "--force")
+    nbgrader(courses["nbgrader"], "autograde", tp)
     with Gradebook(f"sqlite:///{courses['nbgrader'] / 'gradebook.db'}") as gb:
-        theirs = {s: gb.find_submission(TP2, s).score for s in submissions}
+        theirs = {s: gb.find_submission(tp, s).score for s in submissions}
 
     expected = {student: score for student, (_, score) in submissions.items()}
     assert ours == theirs == expected
