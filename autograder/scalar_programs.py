@@ -19,8 +19,8 @@ from autograder import observe
 
 Expr = tuple[Any, ...]
 
-# The names of the engine given in the TP notebook.
-DATA, GRAD, BACKWARD, EXP = "donnee", "grad", "retropropagation", "exp"
+# The names of the engine given in the TP notebook (those of lesson 3's `Valeur`, after micrograd).
+DATA, GRAD, BACKWARD, EXP = "data", "grad", "backward", "exp"
 SYMBOLS = {"add": "+", "mul": "·", "div": "/"}
 
 

@@ -106,12 +106,12 @@ def test_division_written_with_the_output_value_passes():
     namespace = with_cell(
         "tp3_moteur_answer",
         "def diviser(a, b):\n"
-        "    sortie = Valeur(a.donnee / b.donnee, (a, b), '/')\n"
-        "    def _retro():\n"
-        "        a.grad += sortie.grad * (1 / b.donnee)\n"
-        "        b.grad -= sortie.grad * sortie.donnee / b.donnee\n"
-        "    sortie._retro = _retro\n"
-        "    return sortie\n"
+        "    out = Valeur(a.data / b.data, (a, b), '/')\n"
+        "    def _backward():\n"
+        "        a.grad += out.grad * (1 / b.data)\n"
+        "        b.grad -= out.grad * out.data / b.data\n"
+        "    out._backward = _backward\n"
+        "    return out\n"
         "Valeur.__truediv__ = diviser\n",
     )
     check("tp3_moteur_division", namespace, seed=6481, trials=20)

@@ -38,10 +38,12 @@ from autograder.verdict import WrongAnswer
 
 ASSIGNMENT = "tp3_retropropagation"
 LESSON = "notebooks/03_retropropagation.ipynb"
-SECTION_BY_HAND = "L'exemple à la main et les motifs de portes"
-SECTION_REPLAY = "Rejouer la rétropropagation de PyTorch"
-SECTION_ENGINE = "`micrograd` en français : la classe `Valeur`"
-SECTION_FUNCTION = "Une `torch.autograd.Function` sur mesure"
+SECTION_BY_HAND = "2. Un exemple à la main, nœud par nœud"
+SECTION_PATTERNS = "Quatre motifs à reconnaître"
+SECTION_REPLAY = "3. Rejouer la vraie rétropropagation de PyTorch"
+SECTION_ENGINE = "4. Écrire son propre moteur de rétropropagation"
+SECTION_ENGINE_BUGS = "Les bogues classiques d'un moteur"
+SECTION_FUNCTION = "6. Une fonction sur mesure : `torch.autograd.Function`"
 
 
 def reread(section: str) -> str:
@@ -171,7 +173,7 @@ class HandLeaves(Exercise):
     points = 3
     title = "Rétropropagation à la main : les gradients des feuilles"
     names = ("retro_feuilles",)
-    section = (LESSON, SECTION_BY_HAND)
+    section = (LESSON, SECTION_PATTERNS)
     mistakes = {
         "autograd_utilise": "autograd appelé au lieu d'une dérivation à la main",
         "addition_ne_recopie_pas": "addition qui ne transmet pas le gradient amont tel quel",
@@ -184,7 +186,7 @@ class HandLeaves(Exercise):
         "le graphe ?",
         "Le long d'une flèche, la contribution est le gradient du nœud utilisateur multiplié par la dérivée "
         "locale ; quand plusieurs flèches partent d'une même valeur, que fait-on de leurs contributions ?",
-        reread(SECTION_BY_HAND),
+        reread(SECTION_PATTERNS),
     )
 
     def run(self, answers, rng, trials):
@@ -383,7 +385,7 @@ class EngineDivision(Exercise):
     hints = (
         "Le nœud q = a / b a deux entrées : écrivez séparément ∂q/∂a (b fixé) et ∂q/∂b (a fixé), comme deux "
         "dérivées d'une fonction d'une seule variable.",
-        "Regardez comment `__mul__` du moteur met à jour les gradients de ses deux entrées : votre `_retro` suit "
+        "Regardez comment `__mul__` du moteur met à jour les gradients de ses deux entrées : votre `_backward` suit "
         "le même modèle, avec d'autres dérivées locales.",
         "Chaque contribution est le gradient de la sortie (le gradient amont) multiplié par une dérivée locale.",
         reread(SECTION_ENGINE),
@@ -429,7 +431,7 @@ class EngineDivision(Exercise):
         if _near(ga, 1 / b) or _near(gb, -a / b**2):
             raise WrongAnswer(
                 f"{where} ; vos gradients valent les dérivées locales seules. Chaque contribution doit être multipliée "
-                "par le gradient amont, `sortie.grad`.",
+                "par le gradient amont, `out.grad`.",
                 code="oubli_facteur_amont",
             )
         if _near(ga, da) and _near(gb, -db):
@@ -445,8 +447,8 @@ class EngineDivision(Exercise):
         if _near(ga, 0.0) != _near(gb, 0.0) and (_near(ga, da) or _near(gb, db)):
             missing = "a" if _near(ga, 0.0) else "b"
             raise WrongAnswer(
-                f"{where} ; {missing} ne reçoit aucun gradient : `_retro` doit mettre à jour le gradient des **deux** "
-                "entrées de la division.",
+                f"{where} ; {missing} ne reçoit aucun gradient : `_backward` doit mettre à jour le gradient des "
+                "**deux** entrées de la division.",
                 code="derivee_manquante",
             )
         raise WrongAnswer(
@@ -462,14 +464,14 @@ class EngineAccumulation(Exercise):
     points = 2
     title = "Le moteur `Valeur` : accumuler les gradients aux fourches"
     names = ("Valeur",)
-    section = (LESSON, SECTION_ENGINE)
+    section = (LESSON, SECTION_ENGINE_BUGS)
     mistakes = {"affectation_au_lieu_de_cumul": "`=` au lieu de `+=` : une contribution écrase l'autre"}
     hints = (
         "Essayez votre moteur sur `a / a` : que devrait valoir la dérivée de a / a par rapport à a ? Et que donne "
         "votre moteur ?",
         "Quand une valeur sert à plusieurs nœuds, chaque nœud lui envoie une contribution pendant la "
         "rétropropagation. Que devient la première quand la seconde arrive ?",
-        reread(SECTION_ENGINE),
+        reread(SECTION_ENGINE_BUGS),
     )
 
     def run(self, answers, rng, trials):
@@ -488,7 +490,7 @@ class EngineAccumulation(Exercise):
                         f"Sur {text(expr)}, {name} est utilisé {count} fois. Avec une feuille par utilisation, "
                         f"votre moteur donne des contributions dont la somme vaut {parts[var]:.4g} ; mais avec une "
                         f"seule feuille {name}, il donne {got[var]:.4g} : une contribution en a écrasé une autre. "
-                        "Dans `_retro`, un gradient s'**accumule** (`+=`), il ne s'affecte pas (`=`).",
+                        "Dans `_backward`, un gradient s'**accumule** (`+=`), il ne s'affecte pas (`=`).",
                         code="affectation_au_lieu_de_cumul",
                     )
         return "aux fourches, votre moteur additionne bien les contributions de chaque utilisation."
