@@ -107,8 +107,8 @@ class HandIntermediates(Exercise):
     section = (LESSON, SECTION_BY_HAND)
     mistakes = {
         "autograd_utilise": "autograd appelé au lieu d'une dérivation à la main",
-        "multiplication_sans_echange": "gradient d'un facteur pris égal à lui-même (la multiplication échange)",
-        "oubli_facteur_amont": "dérivée locale sans le gradient amont",
+        "facteur_non_echange": "gradient d'un facteur pris égal à lui-même (la multiplication échange)",
+        "oubli_gradient_amont": "dérivée locale sans le gradient amont",
         "derivee_tanh_fausse": "dérivée locale de `tanh` fausse",
         "addition_ne_recopie_pas": "addition qui ne transmet pas le gradient amont tel quel",
     }
@@ -138,7 +138,7 @@ class HandIntermediates(Exercise):
                     raise WrongAnswer(
                         f"∂L/∂c est faux {where} : vous avez pris c lui-même. L = c·x est une multiplication, qui "
                         "**échange** : le gradient envoyé à un facteur contient l'autre facteur.",
-                        code="multiplication_sans_echange",
+                        code="facteur_non_echange",
                     )
                 raise WrongAnswer(
                     f"∂L/∂c vaut {dc:.4g} au lieu de {ref['dc']:.4g} {where} : partez de ∂L/∂L = 1 et de L = c·x.",
@@ -149,7 +149,7 @@ class HandIntermediates(Exercise):
                     raise WrongAnswer(
                         f"∂L/∂b est faux {where} : vous donnez la dérivée locale de tanh seule. Le gradient de b est "
                         "le gradient **amont** ∂L/∂c multiplié par cette dérivée locale.",
-                        code="oubli_facteur_amont",
+                        code="oubli_gradient_amont",
                     )
                 raise WrongAnswer(
                     f"∂L/∂b vaut {db:.4g} {where}, ce qui ne correspond pas à ∂L/∂c (votre valeur) multiplié par la "
@@ -177,9 +177,9 @@ class HandLeaves(Exercise):
     mistakes = {
         "autograd_utilise": "autograd appelé au lieu d'une dérivation à la main",
         "addition_ne_recopie_pas": "addition qui ne transmet pas le gradient amont tel quel",
-        "multiplication_sans_echange": "gradient d'un facteur pris égal à lui-même (la multiplication échange)",
-        "fourche_oubliee": "une seule des deux branches d'une fourche",
-        "fourche_produit": "contributions d'une fourche multipliées au lieu d'être additionnées",
+        "facteur_non_echange": "gradient d'un facteur pris égal à lui-même (la multiplication échange)",
+        "embranchement_oublie": "une seule des deux branches d'un embranchement",
+        "embranchement_multiplie": "contributions d'un embranchement multipliées au lieu d'être additionnées",
     }
     hints = (
         "Cherchez, pour chaque feuille, **tous** les nœuds qui l'utilisent : combien de flèches partent de x dans "
@@ -213,28 +213,28 @@ class HandLeaves(Exercise):
                 raise WrongAnswer(
                     f"∂L/∂y vaut {dy:.4g} au lieu de {ref['dy']:.4g} {where} : dans a = x·y, la multiplication "
                     "**échange** : le gradient envoyé à y contient l'autre facteur, pas y.",
-                    code="multiplication_sans_echange",
+                    code="facteur_non_echange",
                 )
             if not _near(dx, ref["dx"]):
                 if _near(dx, da * y) or _near(dx, c):
                     raise WrongAnswer(
                         f"∂L/∂x vaut {dx:.4g} au lieu de {ref['dx']:.4g} {where} : x est utilisé **deux fois** "
-                        "(dans a = x·y et dans L = c·x). C'est une fourche : vous n'avez suivi qu'une des deux "
+                        "(dans a = x·y et dans L = c·x). C'est un embranchement : vous n'avez suivi qu'une des deux "
                         "branches.",
-                        code="fourche_oubliee",
+                        code="embranchement_oublie",
                     )
                 if _near(dx, da * y * c):
                     raise WrongAnswer(
                         f"∂L/∂x vaut {dx:.4g} au lieu de {ref['dx']:.4g} {where} : vous avez bien vu les deux "
-                        "branches de la fourche en x, mais leurs contributions s'**additionnent**, elles ne se "
+                        "branches de l'embranchement en x, mais leurs contributions s'**additionnent**, elles ne se "
                         "multiplient pas.",
-                        code="fourche_produit",
+                        code="embranchement_multiplie",
                     )
                 if _near(dx, da * x + c):
                     raise WrongAnswer(
                         f"∂L/∂x vaut {dx:.4g} au lieu de {ref['dx']:.4g} {where} : dans a = x·y, la multiplication "
                         "**échange** : le gradient envoyé à x contient l'autre facteur, pas x.",
-                        code="multiplication_sans_echange",
+                        code="facteur_non_echange",
                     )
                 raise WrongAnswer(
                     f"∂L/∂x vaut {dx:.4g} au lieu de {ref['dx']:.4g} {where} : listez les nœuds qui utilisent x, "
@@ -242,7 +242,7 @@ class HandLeaves(Exercise):
                 )
         return (
             f"∂L/∂x, ∂L/∂y et ∂L/∂z coïncident avec autograd sur {trials} entrées aléatoires ; "
-            "la fourche en x est bien sommée."
+            "l'embranchement en x est bien sommé."
         )
 
 
@@ -376,7 +376,7 @@ class EngineDivision(Exercise):
     section = (LESSON, SECTION_ENGINE)
     mistakes = {
         "derivees_echangees": "dérivées locales du numérateur et du dénominateur échangées",
-        "oubli_facteur_amont": "dérivée locale sans le gradient amont",
+        "oubli_gradient_amont": "dérivée locale sans le gradient amont",
         "signe_denominateur": "signe de la dérivée par rapport au dénominateur",
         "carre_oublie": "dérivée de 1/b prise égale à −1/b",
         "derivee_manquante": "une des deux entrées ne reçoit pas de gradient",
@@ -432,7 +432,7 @@ class EngineDivision(Exercise):
             raise WrongAnswer(
                 f"{where} ; vos gradients valent les dérivées locales seules. Chaque contribution doit être multipliée "
                 "par le gradient amont, `out.grad`.",
-                code="oubli_facteur_amont",
+                code="oubli_gradient_amont",
             )
         if _near(ga, da) and _near(gb, -db):
             raise WrongAnswer(
@@ -462,10 +462,10 @@ class EngineAccumulation(Exercise):
     id = "tp3_moteur_accumulation"
     assignment = ASSIGNMENT
     points = 2
-    title = "Le moteur `Valeur` : accumuler les gradients aux fourches"
+    title = "Le moteur `Valeur` : accumuler les gradients aux embranchements"
     names = ("Valeur",)
     section = (LESSON, SECTION_ENGINE_BUGS)
-    mistakes = {"affectation_au_lieu_de_cumul": "`=` au lieu de `+=` : une contribution écrase l'autre"}
+    mistakes = {"egal_au_lieu_de_plus_egal": "`=` au lieu de `+=` : une contribution écrase l'autre"}
     hints = (
         "Essayez votre moteur sur `a / a` : que devrait valoir la dérivée de a / a par rapport à a ? Et que donne "
         "votre moteur ?",
@@ -491,9 +491,9 @@ class EngineAccumulation(Exercise):
                         f"votre moteur donne des contributions dont la somme vaut {parts[var]:.4g} ; mais avec une "
                         f"seule feuille {name}, il donne {got[var]:.4g} : une contribution en a écrasé une autre. "
                         "Dans `_backward`, un gradient s'**accumule** (`+=`), il ne s'affecte pas (`=`).",
-                        code="affectation_au_lieu_de_cumul",
+                        code="egal_au_lieu_de_plus_egal",
                     )
-        return "aux fourches, votre moteur additionne bien les contributions de chaque utilisation."
+        return "aux embranchements, votre moteur additionne bien les contributions de chaque utilisation."
 
 
 # -- Questions 6 and 7: custom autograd Functions ------------------------------------------------------------------
@@ -591,7 +591,7 @@ class SigmoidGate(_FunctionExercise):
         "backward_plante": "erreur pendant la rétropropagation",
         "oubli_gradient_amont": "`grad_output` ignoré",
         "gradients_echanges": "gradients renvoyés dans le mauvais ordre",
-        "multiplication_sans_echange": "facteur x oublié dans ∂f/∂y",
+        "facteur_non_echange": "facteur x oublié dans ∂f/∂y",
         "derivee_sigmoide_fausse": "dérivée de la sigmoïde fausse",
     }
     hints = (
@@ -648,7 +648,7 @@ class SigmoidGate(_FunctionExercise):
                     (x, y),
                     "∂f/∂x est juste, mais il manque un facteur dans ∂f/∂y : f = x·σ(y) est un **produit**, et la "
                     "dérivée par rapport à y garde l'autre facteur, x.",
-                    "multiplication_sans_echange",
+                    "facteur_non_echange",
                 )
             if close(gx, rx):
                 self._fail(
@@ -684,9 +684,9 @@ class FixNormalize(_FunctionExercise):
         "nombre_de_gradients": "pas un gradient par entrée de `forward`",
         "backward_plante": "erreur pendant la rétropropagation",
         "propagation_avant_modifiee": "propagation avant modifiée",
-        "bogue_non_corrige": "branche de la fourche par la norme toujours oubliée",
-        "signe_terme_fourche": "signe de la contribution de la norme",
-        "facteur_terme_fourche": "facteur de la contribution de la norme",
+        "bogue_non_corrige": "branche de l'embranchement par la norme toujours oubliée",
+        "signe_terme_norme": "signe de la contribution de la norme",
+        "facteur_terme_norme": "facteur de la contribution de la norme",
         "produit_scalaire_oublie": "produit élément par élément au lieu d'un produit scalaire",
     }
     hints = (
@@ -725,7 +725,8 @@ class FixNormalize(_FunctionExercise):
                     answers,
                     (x,),
                     "C'est toujours le bogue de départ : votre `backward` ne suit que la branche directe de x. Or x "
-                    "apparaît deux fois dans x / ‖x‖ (une fourche) : il manque la contribution qui passe par la norme.",
+                    "apparaît deux fois dans x / ‖x‖ (un embranchement) : il manque la contribution qui passe par la "
+                    "norme.",
                     "bogue_non_corrige",
                 )
             if close(got, direct - u * u * weights / norm):
@@ -747,14 +748,14 @@ class FixNormalize(_FunctionExercise):
                         (x,),
                         "Vous avez ajouté la contribution de la norme avec le mauvais signe : quand x grandit dans "
                         "sa propre direction, x / ‖x‖ ne change pas.",
-                        "signe_terme_fourche",
+                        "signe_terme_norme",
                     )
                 self._fail(
                     answers,
                     (x,),
                     f"La contribution de la norme a la bonne direction mais vaut {k:.3g} fois ce qu'il faut : revoyez "
                     "les puissances de ‖x‖ (le gradient de 1/‖x‖ par rapport à x).",
-                    "facteur_terme_fourche",
+                    "facteur_terme_norme",
                 )
             self._fail(
                 answers,
