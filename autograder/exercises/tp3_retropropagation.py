@@ -48,7 +48,7 @@ SECTION_FUNCTION = "6. Une fonction sur mesure : `torch.autograd.Function`"
 
 def reread(section: str) -> str:
     """The last hint of a question: the lesson section to reread."""
-    return f"relisez la section « {section} » de la leçon 3 (`{LESSON}`)."
+    return f"Relisez la section « {section} » de la leçon 3 (`{LESSON}`)."
 
 
 def _normal(rng: torch.Generator, *shape: int) -> torch.Tensor:
