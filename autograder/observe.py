@@ -81,19 +81,22 @@ class CallReport:
 
 # -- facts about student tensors (in-process implementation; the trusted checker rebuilds them) ----------------
 
-_FACTS: weakref.WeakKeyDictionary[torch.Tensor, dict[str, Any]] = weakref.WeakKeyDictionary()
+# id(tensor) -> (weak reference to it, facts). Keyed by identity: a tensor's ``==`` is elementwise, so tensors
+# cannot be keys of a WeakKeyDictionary.
+_FACTS: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
 
 
 def _facts(t: torch.Tensor) -> dict[str, Any] | None:
-    try:
-        return _FACTS.get(t)
-    except TypeError:
+    entry = _FACTS.get(id(t))
+    if entry is None or entry[0]() is not t:
         return None
+    return entry[1]
 
 
 def remember(t: torch.Tensor, facts: dict[str, Any]) -> None:
     """Attach facts reported by the student's process to a rebuilt tensor (trusted mode only)."""
-    _FACTS[t] = facts
+    key = id(t)
+    _FACTS[key] = (weakref.ref(t, lambda _, key=key: _FACTS.pop(key, None)), facts)
 
 
 def grad_fn_name(t: torch.Tensor) -> str | None:
