@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from autograder import __version__
-from autograder.exercise import all_exercises, get_exercise
 from autograder.typography import NBSP, french_spacing
 
 # argparse looks its fixed texts up through gettext at run time: give it French ones.
@@ -71,6 +70,8 @@ def _course_root() -> Path:
 
 
 def cmd_exercises(args: argparse.Namespace) -> int:
+    from autograder.exercise import all_exercises
+
     exercises = [e for e in all_exercises() if args.tp is None or e.assignment == args.tp]
     if not exercises:
         _say(f"Aucun exercice pour « {args.tp} ».", file=sys.stderr)
@@ -89,6 +90,8 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 def cmd_hint(args: argparse.Namespace) -> int:
     try:
+        from autograder.exercise import get_exercise
+
         exercise = get_exercise(args.exercise)
     except KeyError as error:
         _say(f"autograder : erreur : {error.args[0]}", file=sys.stderr)

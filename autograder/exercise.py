@@ -8,6 +8,7 @@ more trials, so numbers copied from an output cannot pass.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import warnings
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from autograder import mode, verdict_box
+from autograder import mode, observe, verdict_box
 from autograder.grading import integrity
 from autograder.pytorch_errors import describe
 from autograder.typography import french_spacing
@@ -71,6 +72,15 @@ class Exercise:
     def _check(self, namespace: dict[str, Any], *, seed: int, trials: int | None) -> None:
         __tracebackhide__ = True
         integrity.restore()
+        verdict_box.show(self.evaluate(namespace, seed=seed, trials=trials))
+
+    def evaluate(self, namespace: dict[str, Any], *, seed: int = 0, trials: int | None = None) -> VerdictBox:
+        """The success verdict, or a ``CheckFailed`` raised with this exercise's id, hint and section.
+
+        ``namespace`` maps the exercise's ``names`` to the student's values: the notebook's globals in the
+        student's kernel, or remote references built by the trusted checker (``autograder.grading.checker``).
+        """
+        __tracebackhide__ = True
         try:
             missing = [name for name in self.names if name not in namespace]
             if missing:
@@ -93,7 +103,7 @@ class Exercise:
                 )
             ) from None
         points = self.points if self.assignment else None
-        verdict_box.show(VerdictBox("correct", self.id, detail, self.title or None, points=points))
+        return VerdictBox("correct", self.id, detail, self.title or None, points=points)
 
     def _describe(self, failure: CheckFailed) -> CheckFailed:
         """Complete a failure with what the student needs next: question, hint command, section to reread."""
@@ -118,6 +128,8 @@ def call(func: Callable[..., Any], *args: Any, what: str, _restore: Callable[[],
     ``what`` describes the call, e.g. "grad_z(x) avec x de forme (5,)".
     """
     __tracebackhide__ = True
+    if observe._remote_runner is not None:  # the trusted checker: the call goes to the student's kernel
+        return observe.call(func, *args, what=what)
     if not callable(func):
         raise WrongAnswer(
             f"{what.split('(')[0]} doit être une fonction (définie avec `def`), pas {type(func).__name__}."
@@ -149,6 +161,9 @@ def _load_all() -> None:
 
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
+    # Exercises defined outside the package (a course's own module, a test fixture): comma-separated modules.
+    for name in filter(None, os.environ.get("AUTOGRADER_EXERCISE_MODULES", "").split(",")):
+        importlib.import_module(name.strip())
 
 
 def all_exercises() -> list[Exercise]:

@@ -62,6 +62,20 @@ class NotAttempted(CheckFailed):
     default_code = "non_tentee"
 
 
+class TimedOut(CheckFailed):
+    """A call into the student's code overran its time limit and was interrupted (trusted grading)."""
+
+    label = "Délai dépassé"
+    default_code = "delai_depasse"
+
+
+class Crashed(CheckFailed):
+    """The student's kernel died during the check, or the check itself could not run (trusted grading)."""
+
+    label = "Vérification impossible"
+    default_code = "plantage"
+
+
 def success(exercise_id: str, message: str, points: int | None = None, *, title: str | None = None) -> str:
     """Format a French success verdict."""
     return plain_text("✅", "Correct", exercise_id, message, title=title, points=points)
@@ -109,8 +123,8 @@ def plain_text(
 CORRECT = "correcte"
 NOT_ATTEMPTED = NotAttempted.default_code
 WRONG = WrongAnswer.default_code
-CRASHED = "plantage"  # the kernel died or the check could not run
-TIMED_OUT = "delai_depasse"
+CRASHED = Crashed.default_code  # the kernel died or the check could not run
+TIMED_OUT = TimedOut.default_code
 NOT_A_CHECK = "test_hors_check"  # an instructor's plain test cell, scored with nbgrader's semantics
 
 

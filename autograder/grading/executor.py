@@ -29,14 +29,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from autograder.grading import messages, protocol, sandbox
+from autograder.grading import check_cells, messages, protocol, sandbox
 from autograder.grading.worker import BOOT
+from autograder.verdict import NOT_A_CHECK
 
 STATUSES = ("ok", "cell_timeout", "notebook_timeout", "crashed", "killed")
 START_TIMEOUT = 180.0  # s for a worker to preload (torch, matplotlib...) and say it is ready
@@ -60,6 +61,9 @@ class ExecutionResult:
     status: str  # "ok" | "cell_timeout" | "notebook_timeout" | "crashed" | "killed"
     message: str  # French, for the instructor's report ("" when ok)
     duration: float
+    # grade_id -> the trusted checker's verdict (autograder.verdict.Verdict as a dict), for decided test cells
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # French remarks for the report
 
 
 class WorkerStartError(RuntimeError):
@@ -78,18 +82,24 @@ class _Job:
     future: concurrent.futures.Future
 
 
-def executable_cells(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
-    """The cells a kernel would execute, as nbclient picks them (code, non-empty, not skip-execution)."""
+def executable_cells(nb: nbformat.NotebookNode, *, trusted: bool = False) -> list[dict[str, Any]]:
+    """The cells a kernel would execute, as nbclient picks them (code, non-empty, not skip-execution).
+
+    ``trusted``: a test cell made of ``check(...)`` calls is sent as ``serve`` with no source (the trusted
+    checker decides it; its source and hidden parameters never reach the student's process), whatever its tags.
+    """
     cells = []
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
             continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if trusted and meta.get("grade") and check_cells.parse_checks(cell.source):
+            cells.append({"i": index, "source": "", "serve": True, "grade": True, "grade_id": grade_id})
+            continue
         if "skip-execution" in cell.get("metadata", {}).get("tags", []):
             continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        cells.append(
-            {"i": index, "source": cell.source, "grade": bool(meta.get("grade")), "grade_id": meta.get("grade_id")}
-        )
+        cells.append({"i": index, "source": cell.source, "grade": bool(meta.get("grade")), "grade_id": grade_id})
     return cells
 
 
@@ -250,12 +260,14 @@ class WorkerPool:
         *,
         isolated: bool = True,
         env: dict[str, str] | None = None,
+        trusted: bool = False,
     ):
         if size < 1:
             raise ValueError("size must be at least 1")
         self.size = size
         self.limits = limits
         self.isolated = isolated
+        self.trusted = trusted  # test cells of check(...) calls are decided by a trusted checker process
         self.env = dict(env or {})
         self.tmpdir = Path(tempfile.mkdtemp(prefix="autograder-pool-"))
         self.home = self.tmpdir / "home"
@@ -266,6 +278,7 @@ class WorkerPool:
         self._closed = False
         self._lock = threading.Lock()
         self._workers: dict[int, _WorkerProcess] = {}
+        self._checkers: dict[int, check_cells.CheckerProcess] = {}
         self.stats: list[dict[str, Any]] = []  # per-worker start-up measures (for benchmarks)
         self._threads = [
             threading.Thread(target=self._serve, args=(number,), name=f"autograder-worker-{number}", daemon=True)
@@ -326,6 +339,8 @@ class WorkerPool:
         worker: _WorkerProcess | None = None
         start_error: str | None = None
         try:
+            if self.trusted:
+                self._checkers[number] = self._start_checker()
             worker, start_error = self._start(number)
             while True:
                 job = self._jobs.get()
@@ -341,6 +356,9 @@ class WorkerPool:
         finally:
             if worker is not None:
                 worker.stop()
+            checker = self._checkers.pop(number, None)
+            if checker is not None:
+                checker.close()
 
     def _serve_one(
         self, number: int, job: _Job, worker: _WorkerProcess | None, start_error: str | None
@@ -353,7 +371,7 @@ class WorkerPool:
                     worker.kill()
                 worker, start_error = self._start(number)
             try:
-                result = self._run(worker, job, start_error)
+                result = self._run(worker, job, start_error, number)
                 break
             except _WorkerGone:
                 worker.kill()
@@ -382,19 +400,38 @@ class WorkerPool:
             self._workers[number] = worker
         return worker, None
 
-    def _run(self, worker: _WorkerProcess | None, job: _Job, start_error: str | None) -> ExecutionResult:
+    def _start_checker(self) -> check_cells.CheckerProcess:
+        log = tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir)
+        return check_cells.CheckerProcess(log)
+
+    def _checker(self, number: int) -> check_cells.CheckerProcess:
+        checker = self._checkers.get(number)
+        if checker is None or not checker.alive():
+            if checker is not None:
+                checker.close()
+            checker = self._checkers[number] = self._start_checker()
+        return checker
+
+    def _run(
+        self, worker: _WorkerProcess | None, job: _Job, start_error: str | None, number: int = 0
+    ) -> ExecutionResult:
         started = time.monotonic()
         if worker is None:
             return self._failed(
                 job, "crashed", f"impossible de démarrer l'environnement d'exécution : {start_error}", 0.0
             )
         nb = copy.deepcopy(job.notebook)
-        cells = executable_cells(nb)
+        cells = executable_cells(nb, trusted=self.trusted)
         for cell in nb.cells:
             if cell.get("cell_type") == "code":
                 cell.outputs = []
                 cell.execution_count = None
         files = {path: base64.b64encode(bytes(data)).decode("ascii") for path, data in job.files.items()}
+        if any(cell.get("serve") for cell in cells):
+            try:  # before the copy starts: a check cell's time limit must not pay the checker's start-up
+                self._checker(number).wait_ready(started + START_TIMEOUT)
+            except check_cells.CheckerError:
+                self._checkers.pop(number).close()
         try:
             worker.send({"name": job.name, "cells": cells, "files": files})
         except OSError as error:
@@ -402,20 +439,35 @@ class WorkerPool:
         limits = self.limits
         deadline = started + limits.notebook_timeout + limits.interrupt_grace + 30.0
         received: set[int] = set()
-        while True:
-            message = worker.receive(deadline)
-            if message is None:
-                break
-            if message.get("t") == "job":
+        trusted = _TrustedCells(self, number, nb, cells, worker, deadline)
+        done: dict[str, Any] | None = None
+
+        def take(message: dict[str, Any]) -> None:
+            nonlocal done
+            kind = message.get("t")
+            if kind == "job":
                 worker.job_pid = message.get("pid")
-            elif message.get("t") == "cell":
+            elif kind == "cell":
                 index = message["i"]
                 nb.cells[index].outputs = [nbformat.from_dict(o) for o in message["outputs"]]
                 nb.cells[index].execution_count = message["ec"]
                 received.add(index)
-            elif message.get("t") == "done":
-                status = message.get("status", "crashed")
-                return ExecutionResult(nb, status, message.get("message", ""), time.monotonic() - started)
+            elif kind == "done":
+                done = message
+
+        while done is None:
+            message = worker.receive(deadline)
+            if message is None:
+                break
+            if message.get("t") == "serve":
+                trusted.decide(message.get("i"), take, lambda: done)
+            else:
+                take(message)
+        if done is not None:
+            status = done.get("status", "crashed")
+            result = ExecutionResult(nb, status, done.get("message", ""), time.monotonic() - started)
+            trusted.finish(result)
+            return result
         # The worker died or stopped answering: kill it, mark the cells it did not report.
         timed_out = time.monotonic() >= deadline
         worker.kill()
@@ -432,7 +484,9 @@ class WorkerPool:
                 nb.cells[index].outputs = [
                     nbformat.from_dict(messages.not_executed_output("le processus de correction s'est arrêté."))
                 ]
-        return ExecutionResult(nb, status, detail, time.monotonic() - started)
+        result = ExecutionResult(nb, status, detail, time.monotonic() - started)
+        trusted.finish(result)
+        return result
 
     def _failed(self, job: _Job, status: str, message: str, duration: float) -> ExecutionResult:
         nb = copy.deepcopy(job.notebook)
@@ -443,3 +497,121 @@ class WorkerPool:
         for cell in executable_cells(nb):
             nb.cells[cell["i"]].outputs = [nbformat.from_dict(messages.not_executed_output(message))]
         return ExecutionResult(nb, status, message, duration)
+
+
+class _TrustedCells:
+    """The test cells of one job that the trusted checker decides, and their verdicts."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        number: int,
+        nb: nbformat.NotebookNode,
+        cells: list[dict[str, Any]],
+        worker: _WorkerProcess,
+        deadline: float,
+    ):
+        self.pool = pool
+        self.number = number
+        self.nb = nb
+        self.worker = worker
+        self.deadline = deadline
+        self.checks = {
+            cell["i"]: check_cells.parse_checks(nb.cells[cell["i"]].source) for cell in cells if cell.get("serve")
+        }
+        self.results: dict[int, dict[str, Any]] = {}
+        self.notes: list[str] = []
+        self.plain: dict[int, str] = {}  # test cells that are not check(...) calls: index -> grade_id
+        for index, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if pool.trusted and cell.get("cell_type") == "code" and meta.get("grade") and index not in self.checks:
+                self.plain[index] = str(meta.get("grade_id"))
+                self.notes.append(
+                    f"cellule de test « {meta.get('grade_id')} » hors `check(...)` : exécutée dans le noyau de la "
+                    "copie, avec la sémantique de nbgrader (son résultat n'est pas garanti)"
+                )
+
+    def _points(self, index: int) -> float:
+        return float(self.nb.cells[index].metadata.get("nbgrader", {}).get("points") or 0)
+
+    def decide(self, index: Any, take, finished) -> None:
+        """The child serves test cell ``index``: have the checker judge it, relaying its requests."""
+        if index not in self.checks or index in self.results:
+            return
+        checks = self.checks[index]
+        worker = self.worker
+
+        def relay(request: bytes) -> bytes:
+            if finished() is not None:
+                raise check_cells.KernelGone(*self._gone(finished()))
+            try:
+                worker.send({"t": "req", "body": request.decode("utf-8")})
+            except OSError:
+                raise check_cells.KernelGone("crashed") from None
+            while True:
+                message = worker.receive(self.deadline)
+                if message is None:
+                    raise check_cells.KernelGone("crashed")
+                kind = message.get("t")
+                if kind == "reply":
+                    body = message.get("body")
+                    return body.encode("utf-8") if isinstance(body, str) else b""
+                take(message)
+                if finished() is not None:
+                    raise check_cells.KernelGone(*self._gone(finished()))
+                if kind == "cell" and message.get("i") == index:  # the child left the cell without answering
+                    raise check_cells.KernelGone("timeout" if _timed_out(message) else "crashed")
+
+        try:
+            result = self.pool._checker(self.number).judge(checks, self._points(index), relay, self.deadline)
+        except check_cells.CheckerError as error:
+            checker = self.pool._checkers.pop(self.number, None)
+            if checker is not None:
+                checker.close()
+            self.notes.append(f"erreur interne du vérificateur sur « {checks[0].exercise_id} » : {error}")
+            result = check_cells.undecided_result(
+                checks[0].exercise_id,
+                self._points(index),
+                "plantage",
+                "Le vérificateur n'a pas pu juger cette cellule (erreur interne du correcteur).",
+            )
+        self.results[index] = result
+        if finished() is None:
+            try:
+                worker.send({"t": "req", "body": '{"op": "end"}'})
+            except OSError:
+                pass
+
+    @staticmethod
+    def _gone(done: dict[str, Any]) -> tuple[str, str]:
+        status = done.get("status")
+        return ("timeout" if status in ("cell_timeout", "notebook_timeout") else "crashed", done.get("message", ""))
+
+    def finish(self, result: ExecutionResult) -> None:
+        """Write every decided cell's outputs from its verdict; a cell never decided gets a failing verdict."""
+        for index, checks in self.checks.items():
+            cell = self.nb.cells[index]
+            decided = self.results.get(index)
+            if decided is None:
+                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                timed_out = any("Timeout" in str(o.get("ename", "")) for o in errors)
+                code = "delai_depasse" if timed_out else "plantage"
+                message = "; ".join(str(o.get("evalue", "")) for o in errors) or (
+                    "La vérification n'a pas eu lieu : le noyau n'a pas atteint cette cellule."
+                )
+                decided = check_cells.undecided_result(checks[0].exercise_id, self._points(index), code, message)
+                if errors:
+                    decided["outputs"] = [dict(o) for o in errors]
+            cell.outputs = [nbformat.from_dict(o) for o in check_cells.verdict_outputs(decided)]
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or checks[0].exercise_id
+            result.verdicts[grade_id] = decided["verdict"]
+        for index, grade_id in self.plain.items():  # scored by nbgrader from the kernel's outputs
+            points = self._points(index)
+            result.verdicts[grade_id] = {
+                "exercise_id": grade_id, "code": NOT_A_CHECK, "points": 0.0, "max_points": points, "message": "",
+            }  # fmt: skip
+        result.notes.extend(self.notes)
+
+
+def _timed_out(message: dict[str, Any]) -> bool:
+    return any("Timeout" in str(o.get("ename", "")) for o in message.get("outputs") or [])

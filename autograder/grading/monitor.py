@@ -20,6 +20,7 @@ from autograder.grading.outputs import JobState
 from autograder.grading.protocol import OVERSIZED, FrameParser
 
 if TYPE_CHECKING:
+    from autograder.grading.relay import Relay
     from autograder.grading.worker import Worker
 
 WATCHDOG_INTERVAL = 0.02  # s between two process counts
@@ -37,6 +38,7 @@ class Monitor:
         shared: mmap.mmap,
         started: float,
         marker: bytes,
+        relay: Relay,
     ):
         out_r, err_r, ev_r = fds
         self.worker = worker
@@ -64,6 +66,7 @@ class Monitor:
         self.interrupt_deadline: float | None = None
         self.interrupted_cell: int | None = None
         self.timed_out_cells: set[int] = set()
+        self.relay = relay
 
     # -- reading ------------------------------------------------------------------------------
     def _read_raw(self, fd: int, budget: int = 1 << 20) -> None:
@@ -134,8 +137,12 @@ class Monitor:
         state = self.state
         if frame is OVERSIZED:
             state.oversized()
+            self.relay.reply(b"")  # it may have been a reply: the checker must not wait for it
             return
         kind, body = frame[:1], frame[1:]
+        if kind == b"r":
+            self.relay.reply(body)
+            return
         if kind in (b"o", b"e"):
             state.add_stream("stdout" if kind == b"o" else "stderr", body.decode("utf-8", "replace"))
             return
@@ -170,6 +177,8 @@ class Monitor:
                 )
                 self.cell_started_at = None
                 self.interrupt_deadline = None
+        elif tag == "serve":
+            self.relay.serve(event.get("i"))
         elif tag == "bye":
             self.bye = True
 
@@ -191,7 +200,7 @@ class Monitor:
         grace = float(limits["interrupt_grace"])
         max_processes = int(limits["max_processes"])
         poller = select.poll()
-        for fd in (*self.open_fds, self.worker.wake_read):
+        for fd in (*self.open_fds, self.worker.wake_read, self.relay.host):
             poller.register(fd, select.POLLIN)
         registered = set(self.open_fds)
         next_watchdog = time.monotonic()
@@ -208,6 +217,12 @@ class Monitor:
             registered &= self.open_fds
             events = poller.poll(wait_ms)
             for fd, _ in events:
+                if fd == self.relay.host and not self.relay.closed:
+                    if self.cell_started_at is not None:  # a check's time limit counts the student's calls only
+                        self.cell_started_at += self.relay.idle()
+                    self.relay.from_host()
+                    if self.relay.closed:
+                        poller.unregister(fd)
                 if fd == self.worker.wake_read:
                     try:
                         os.read(fd, 512)
@@ -215,6 +230,7 @@ class Monitor:
                         pass
             self._read_events()
             self._drain_raw()
+            self.relay.flush()
             if self.bye:
                 return
             for pid, status in self.worker.processes.reap().items():

@@ -62,6 +62,7 @@ class JobState:
         self.total = 0
         self.order = [cell["i"] for cell in job["cells"]]
         self.grade_ids = {cell["i"]: cell.get("grade_id") for cell in job["cells"]}
+        self.job_cells = job["cells"]
         self.cells = {i: CellRecord(i) for i in self.order}
         self.current: int | None = None  # started, not ended
         self.last: int | None = None  # last started

@@ -275,7 +275,7 @@ class Runtime:
 
     # -- child --------------------------------------------------------------------------------
     def run_child(self, job, scratch, fds, shared, limits, nproc, is_init, marker) -> None:
-        out_w, err_w, ev_w = fds
+        out_w, err_w, ev_w, req_r = fds
         os.setsid()
         if not is_init:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -314,6 +314,9 @@ class Runtime:
             STATE.stream_sent = STATE.dropped = STATE.errors = 0
             STATE.interrupted = STATE.pending_interrupt = False
             send_event({"t": "start", "i": cell["i"], "ec": execution_count})
+            if cell.get("serve"):  # a test cell decided by the trusted checker: answer its requests
+                self._serve_cell(cell, req_r, execution_count, marker)
+                continue
             if cell.get("grade"):
                 try:
                     self.guard.before_grade_cell(cell["source"], self.genuine)
@@ -332,6 +335,35 @@ class Runtime:
             send_event({"t": "end", "i": cell["i"], "interrupted": STATE.interrupted, "dropped": dropped})
         send_event({"t": "bye"})
         _os_exit(0)
+
+    def _serve_cell(self, cell: dict[str, Any], req_r: int, execution_count: int, marker: bytes) -> None:
+        """Answer the trusted checker's requests for one test cell (its source never reaches this process)."""
+        from autograder.grading import student_agent
+        from autograder.grading.protocol import read_frame
+
+        def send_reply(body: bytes) -> None:
+            _enter()
+            try:
+                _flush_stream()
+                _send(b"r" + body)
+            finally:
+                _leave()
+
+        STATE.in_cell = True
+        send_event({"t": "serve", "i": cell["i"]})
+        try:
+            student_agent.serve(lambda: read_frame(req_r), send_reply, self.shell.user_ns, lambda: STATE.interrupted)
+        except BaseException:  # noqa: BLE001 - the cell ends whatever the student's code did
+            pass
+        STATE.in_cell = False
+        flush_streams()
+        self.shell.execution_count = execution_count + 1
+        for fd in (1, 2):
+            try:
+                _os_write(fd, marker)
+            except OSError:
+                pass
+        send_event({"t": "end", "i": cell["i"], "interrupted": STATE.interrupted, "dropped": STATE.dropped})
 
     def _restore_builtins(self) -> None:
         """The grader's own code needs genuine builtins: undo a cell's changes to them (rare, never legit)."""

@@ -35,6 +35,7 @@ from autograder.grading.monitor import Monitor
 from autograder.grading.outputs import JobState
 from autograder.grading.processes import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, JobProcesses, prctl
 from autograder.grading.protocol import dumps, read_frame, write_frame
+from autograder.grading.relay import Relay
 from autograder.grading.scratch import Scratch
 
 BOOT = "import autograder.grading.worker as w; w.main()"
@@ -57,7 +58,9 @@ def main() -> None:
         payload = read_frame(proto_in)
         if payload is None:
             break
-        worker.run_job(json.loads(payload))
+        job = json.loads(payload)
+        if isinstance(job, dict) and "cells" in job:  # not a request to relay that arrived after its job ended
+            worker.run_job(job)
     worker.processes.kill_all(wait=True)
     os._exit(0)
 
@@ -104,6 +107,7 @@ class Worker:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         ev_r, ev_w = os.pipe()
+        req_r, req_w = os.pipe()  # trusted checks: the checker's requests, relayed to the child
         nproc = resource_limits.nproc_limit(self.limits, self.isolated)
         marker = b"\x00\x1e" + os.urandom(8).hex().encode() + b"\x1e\x00"
         timing = {"prepare": time.monotonic() - started}
@@ -114,13 +118,14 @@ class Worker:
                 os.close(out_r)
                 os.close(err_r)
                 os.close(ev_r)
+                os.close(req_w)
                 os.close(self.proto_in)
                 os.close(self.proto_out)
                 signal.set_wakeup_fd(-1)
                 os.close(self.wake_read)
                 os.close(self.wake_write)
                 self.runtime.run_child(
-                    job, scratch, (out_w, err_w, ev_w), shared, self.limits, nproc, self.is_init, marker
+                    job, scratch, (out_w, err_w, ev_w, req_r), shared, self.limits, nproc, self.is_init, marker
                 )
                 code = 0
             except BaseException:  # noqa: BLE001 - a failure of the grader's own code, shown in the cell
@@ -133,10 +138,11 @@ class Worker:
             finally:
                 os._exit(code)
         timing["fork"] = time.monotonic() - started
-        for fd in (out_w, err_w, ev_w):
+        for fd in (out_w, err_w, ev_w, req_r):
             os.close(fd)
         self._send_host({"t": "job", "pid": pid})
-        monitor = Monitor(self, job_state, pid, (out_r, err_r, ev_r), shared, started, marker)
+        relay = Relay(self.proto_in, req_w, self._send_host, job_state)
+        monitor = Monitor(self, job_state, pid, (out_r, err_r, ev_r), shared, started, marker, relay)
         reported = False
         try:
             monitor.run()
@@ -151,7 +157,7 @@ class Worker:
             self.processes.kill_all()
             if not reported:
                 monitor.drain_until_eof(deadline=time.monotonic() + 1.0)
-            for fd in (out_r, err_r, ev_r):
+            for fd in (out_r, err_r, ev_r, req_w):
                 os.close(fd)
             shared.close()
             self.scratch.wipe(scratch)
