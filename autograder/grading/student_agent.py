@@ -113,7 +113,7 @@ def handle(request_bytes: bytes, namespace: dict[str, Any], interrupted: Callabl
         if interrupted():
             reply = {"ok": False, "error": "interrupted"}
         else:  # the student's own code raised it
-            reply = {"ok": False, "error": "wrong", "message": "KeyboardInterrupt levée par votre code."}
+            reply = {"ok": False, "error": "wrong", "message": "`KeyboardInterrupt` levée par votre code."}
     except (wire.WireError, RecursionError, MemoryError) as error:
         reply = {"ok": False, "error": "unreadable", "message": type(error).__name__}
     except BaseException as error:  # noqa: BLE001 - SystemExit, or our side failed on the student's objects
