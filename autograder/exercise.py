@@ -61,10 +61,14 @@ class Exercise:
         under grading (nbgrader, ``autograder grade``) it raises and its test cell scores 0.
         """
         __tracebackhide__ = True
+        # Decided before this check calls any student code (and after undoing tampering, under our grader):
+        # a student function cannot turn a graded failure into a mere display.
+        integrity.restore()
+        show_only = self.assignment is None or mode.interactive()
         try:
             self._check(namespace, seed=seed, trials=trials)
         except CheckFailed as failure:
-            if self.assignment is None or mode.interactive():
+            if show_only:
                 verdict_box.show(VerdictBox.from_failure(failure))
                 return
             raise

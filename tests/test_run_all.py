@@ -143,3 +143,28 @@ def test_nbgrader_gives_the_blank_tp_0_and_validate_reports_each_question(tmp_pa
     assert "ÉCHEC DE LA VALIDATION" in report, report
     for cell in grade_cells(nbformat.read(release_notebook(assignment), as_version=4)):
         assert f"⬜ {nbgrader_meta(cell)['grade_id']} — Question non tentée" in report
+
+
+def test_under_our_grader_a_student_function_patching_the_mode_does_not_turn_a_failure_into_a_display():
+    from autograder.grading.executor import ExecutionLimits, WorkerPool
+    from autograder.grading.sandbox import isolation_status
+
+    """The grader restores the package before each test cell; a student function called *by the check* patches it
+    again, too late: the check decided to fail its cell before calling student code."""
+    cells = [
+        "from autograder import check",
+        "def build_graph(x):\n    import os\n    import autograder.mode as mode\n"
+        "    mode.interactive = lambda: True\n    mode.grading = lambda: False\n"
+        "    os.environ.pop('NBGRADER_EXECUTION', None)\n    return x.sum()",
+        "check('tp1_graph', globals())",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
+    nb.cells[2].metadata["nbgrader"] = {
+        "grade": True, "grade_id": "tp1_graph", "locked": True, "points": 1,
+        "schema_version": 3, "solution": False, "task": False,
+    }  # fmt: skip
+    limits = ExecutionLimits(cell_timeout=60, notebook_timeout=180)
+    with WorkerPool(1, limits, isolated=isolation_status()[0]) as pool:
+        result = pool.execute(nb, name="mode")
+    (error,) = errors(result.notebook.cells[2])
+    assert plain(error["evalue"]).startswith("❌ tp1_graph — Réponse incorrecte"), error
