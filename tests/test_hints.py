@@ -81,7 +81,12 @@ def question(exercise) -> Question:
     release = {c.id: c for c in read(release_notebook(exercise.assignment)).cells}
     reference = solutions(exercise.assignment)
     grade_index = next(i for i, c in enumerate(source) if nbgrader_meta(c).get("grade_id") == exercise.id)
-    start = max((i for i in range(grade_index) if nbgrader_meta(source[i]).get("grade")), default=-1) + 1
+    # The question's cells follow the previous test cell; a question checked on an earlier question's answer cell
+    # (« Questions 4 et 5 ») reaches back to it.
+    grades = [i for i in range(grade_index) if nbgrader_meta(source[i]).get("grade")]
+    start = (grades.pop() if grades else -1) + 1
+    while grades and not any(nbgrader_meta(c).get("solution") for c in source[start:grade_index]):
+        start = grades.pop() + 1
     cells = source[start:grade_index]
     public = "\n".join(release[c.id].source for c in cells if c.id in release)
 
