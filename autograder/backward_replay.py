@@ -14,6 +14,7 @@ the recording; the graph drawn by ``autograder.graph.draw_graph`` shows forward 
 
 from __future__ import annotations
 
+import ast
 import html
 import io
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from autograder.graph import ComputationGraph, GraphNode, draw_graph, walk_graph
 from autograder.pytorch_errors import describe
 from autograder.typography import french_spacing
-from autograder.widgets import ExpressionError, _code_spans, evaluate_expression
+from autograder.widgets import FUNCTIONS, ExpressionError, _code_spans, evaluate_expression
 
 __all__ = ["BackwardRecording", "BackwardReplay", "ReplayStep", "backward_replay", "record_backward"]
 
@@ -72,9 +73,42 @@ class BackwardRecording:
     graph: ComputationGraph
     values: dict[int, torch.Tensor]  # id(node) -> forward value of its output (leaf: the tensor itself)
     steps: list[ReplayStep] = field(default_factory=list)
+    names: dict[str, torch.Tensor] = field(default_factory=dict)  # "sortie", the variables, each sub-expression
 
     def order(self) -> list[str]:
         return [step.node.op for step in self.steps]
+
+
+MAX_LABEL = 16  # characters of a sub-expression shown as a node's name
+
+
+class _Labeller(ast.NodeTransformer):
+    """Wrap every operation of the expression in ``__label__(result, "its source text")``."""
+
+    def _wrap(self, node: ast.expr) -> ast.expr:
+        text = ast.unparse(node)
+        self.generic_visit(node)
+        call = ast.Call(func=ast.Name("__label__", ast.Load()), args=[node, ast.Constant(text)], keywords=[])
+        return ast.copy_location(call, node)
+
+    visit_BinOp = visit_UnaryOp = visit_Call = _wrap
+
+
+def _evaluate_with_labels(expression: str, leaves: dict[str, torch.Tensor]) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Evaluate an expression already validated by ``evaluate_expression``, naming each intermediate result by
+    its source text (``"x + y"``), so that the graph's boxes read like the expression."""
+    labels: dict[str, torch.Tensor] = {}
+
+    def label(result: Any, text: str) -> Any:
+        if isinstance(result, torch.Tensor) and result.grad_fn is not None:
+            short = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+            labels.setdefault(short, result)
+        return result
+
+    tree = ast.fix_missing_locations(_Labeller().visit(ast.parse(expression.strip(), mode="eval")))
+    namespace = {"__builtins__": {}, **FUNCTIONS, **leaves, "__label__": label}
+    result = eval(compile(tree, "<expression>", "eval"), namespace)  # noqa: S307 - validated, restricted namespace
+    return result, labels
 
 
 class _ForwardValues(TorchFunctionMode):
@@ -103,9 +137,10 @@ def record_backward(
         name: torch.tensor(float(value), requires_grad=name in wanted, dtype=torch.float64)
         for name, value in variables.items()
     }
+    evaluate_expression(expression, None, leaves)  # validation, with the explorer's French messages
     values = _ForwardValues()
     with values:
-        output = evaluate_expression(expression, None, leaves)
+        output, labels = _evaluate_with_labels(expression, leaves)
     if not isinstance(output, torch.Tensor) or output.grad_fn is None:
         raise ExpressionError(
             "L'expression ne dépend d'aucune variable qui demande un gradient : il n'y a pas de graphe de calcul, "
@@ -113,10 +148,10 @@ def record_backward(
         )
     if output.numel() != 1:
         output = output.sum()
-    names: dict[str, Any] = {**leaves, "sortie": output}
+    names: dict[str, Any] = {"sortie": output, **leaves, **labels}
     graph = walk_graph(output, names)
     by_fn = {node.fn: node for node in graph.nodes}
-    recording = BackwardRecording(output=output, graph=graph, values={})
+    recording = BackwardRecording(output=output, graph=graph, values={}, names=names)
     for node in graph.nodes:
         variable = getattr(node.fn, "variable", None)
         value = variable if variable is not None else values.by_node.get(node.fn)
@@ -367,7 +402,7 @@ class BackwardReplay(widgets.VBox):
         self.next.disabled = self.position == len(recording.steps)
         fig = draw_graph(
             recording.output,
-            {**{k: v for k, v in self._leaves().items()}, "sortie": recording.output},
+            recording.names,
             notes=notes_at(recording, self.position),
             highlight=step.node.fn if step else None,
         )
@@ -377,15 +412,6 @@ class BackwardReplay(widgets.VBox):
         self.info.value = f"<pre style='margin:4px 0'>{html.escape(self.text)}</pre>"
         self.image.value = self.png
         self.image.layout.display = None
-
-    def _leaves(self) -> dict[str, torch.Tensor]:
-        assert self.recording is not None
-        found = {}
-        for node in self.recording.graph.nodes:
-            variable = getattr(node.fn, "variable", None)
-            if variable is not None and node.name:
-                found[node.name] = variable
-        return found
 
 
 def backward_replay(

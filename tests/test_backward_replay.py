@@ -139,3 +139,12 @@ def test_a_typed_prediction_is_judged_when_stepping_forward():
     replay.prediction.value = "1"
     replay.previous.click()  # going back judges nothing
     assert replay.verdict == "" and replay.prediction.value == "1"
+
+
+def test_operations_are_named_by_the_sub_expression_they_compute():
+    recording = record_backward("(x + y) * tanh(z)", {"x": -2.0, "y": 5.0, "z": -4.0})
+    names = {step.node.op: step.node.name for step in recording.steps if step.node.op != "AccumulateGrad"}
+    assert names == {"MulBackward0": "sortie", "AddBackward0": "x + y", "TanhBackward0": "tanh(z)"}
+    assert "vers x + y :" in plain(describe_step(recording, 1))
+    long = record_backward("torch.maximum(x * y, y) + x", {"x": 2.0, "y": 3.0})
+    assert any(s.node.name == "torch.maximum(x…" for s in long.steps)  # long sub-expressions are shortened
