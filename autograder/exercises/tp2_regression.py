@@ -698,8 +698,8 @@ class MiniBatch(Exercise):
     hints = (
         "Deux boucles imbriquées : les époques, puis les mini-lots d'une époque. Qu'est-ce qui se passe une fois "
         "par époque, et qu'est-ce qui se passe à chaque pas ?",
-        "Comptez les pas d'une époque quand n n'est pas un multiple de `batch_size` : aucun exemple ne doit être "
-        "oublié. Chaque pas part d'un gradient propre à son mini-lot.",
+        "Comptez les pas d'une époque quand n n'est pas un multiple de la taille des mini-lots : aucun "
+        "exemple ne doit être oublié. Chaque pas part d'un gradient propre à son mini-lot.",
         reread(PART_6),
     )
     setups = ((37, 2, 8, 6), (45, 3, 10, 5), (29, 2, 6, 7), (50, 3, 16, 6))
