@@ -42,9 +42,9 @@ _SHAPE_ERRORS = ("size mismatch", "cannot be multiplied", "must be a matrix", "m
 
 
 def reread(section: tuple[str, str]) -> str:
-    """The last hint of a question: the lesson section to reread."""
-    number, _, title = section[1].partition(". ")
-    return f"Relisez la leçon 2 (`{section[0]}`), partie {number} « {title} »."
+    """The last hint of a question: the lesson section to reread (no number: hints give no value away)."""
+    title = section[1].partition(". ")[2]
+    return f"Relisez, dans la leçon sur la régression linéaire ({section[0]}), la partie « {title} »."
 
 
 # -- data and references, computed at check time ------------------------------------------------
