@@ -445,8 +445,9 @@ class VectorJacobianProduct(Exercise):
             require_shape(got, x.shape, "`vjp_grad(x, c)`", "vᵀ·J a la forme de l'entrée `x`.")
             if not vectors:
                 raise WrongAnswer(
-                    "Vous avez rétropropagé une perte scalaire : la consigne demande d'appeler `z.backward(v)` "
-                    "avec le `v` que vous avez dérivé, sans former la perte vous-même.",
+                    "Aucun `backward` n'a reçu de vecteur `v` : vous avez rétropropagé une perte scalaire (ou utilisé "
+                    "`torch.autograd.grad`). La consigne demande d'appeler `z.backward(v)` avec le `v` que vous avez "
+                    "dérivé, sans former la perte vous-même.",
                     code="perte_scalaire_au_lieu_de_v",
                 )
             v = vectors[0]
