@@ -81,11 +81,14 @@ def _randn(rng: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tenso
     return torch.randn(*shape, generator=rng) * scale
 
 
-def _with_code(failure: WrongAnswer, rules: dict[str, str]) -> WrongAnswer:
-    """Give a ``WrongAnswer`` raised by ``observe.run`` (a PyTorch error explained) the code of its typical mistake."""
+def _with_code(failure: WrongAnswer, rules: dict[str, str], notes: dict[str, str] | None = None) -> WrongAnswer:
+    """Give a ``WrongAnswer`` raised by ``observe.run`` (a PyTorch error explained) the code of its typical mistake,
+    and the sentence of ``notes`` that ties the error to that mistake."""
     for fragment, code in rules.items():
         if fragment in failure.message:
             failure.code = code
+            if notes and code in notes:
+                failure.message = f"{failure.message} {notes[code]}"
             break
     return failure
 
@@ -909,6 +912,11 @@ class FindTheBug(Exercise):
                         GRAD_IS_NONE: "reaffectation_w",
                         NO_GRAD_FN: "reaffectation_w",
                         "non-leaf": "optimiseur_sur_copie",
+                    },
+                    {
+                        "reaffectation_w": "Dans une boucle d'entraînement, c'est le signe que `w` a été remplacé par "
+                        "un nouveau tenseur (`w = w - …`) au lieu d'être modifié en place.",
+                        "optimiseur_sur_copie": "L'optimiseur doit recevoir le `w` reçu en argument, pas une copie.",
                     },
                 ) from None
             w_after, losses = report.args[2], report.result
