@@ -264,7 +264,7 @@ class DescentStep(Exercise):
             )
         if versions == 0:
             raise WrongAnswer(
-                "Les valeurs sont justes, mais vous êtes passé par `.data`, qui contourne le suivi des "
+                "Les valeurs sont justes, mais la mise à jour passe par `.data`, qui contourne le suivi des "
                 "modifications d'autograd : si `w` était encore utilisé par un graphe, le gradient suivant serait "
                 "faux **sans aucune erreur**. Écrivez la mise à jour dans `with torch.no_grad():`.",
                 code="modification_par_data",
