@@ -237,3 +237,17 @@ def test_points_and_questions():
         "tp3_fonction_corrigee": 3,
     }
     assert get_exercise("tp3_ordre").names == ("ordre_prevu",)
+
+
+def test_a_copy_of_lesson_cells_earns_at_most_a_quarter_of_the_points():
+    from tests.fixtures.tp3_retropropagation_wrong_answers import LESSON_COPY, LESSON_COPY_MAX
+
+    namespace = answer_namespace(TP3, LESSON_COPY)
+    earned = 0
+    for exercise in EXERCISES:
+        try:
+            check(exercise.id, namespace)
+        except (WrongAnswer, NotAttempted):
+            continue
+        earned += exercise.points
+    assert earned <= LESSON_COPY_MAX, earned
