@@ -206,8 +206,12 @@ def test_parts_6_and_7_do_not_reuse_the_names_of_parts_2_to_5(lesson):
     start = ids.index("real-md")
     code = [c for c in lesson.cells if c.cell_type == "code"]
     top_level = {
-        c.id: {n.id for n in ast.parse(c.source).body for n in getattr(n, "targets", [getattr(n, "target", None)])
-               if isinstance(n, ast.Name)}
+        c.id: {
+            n.id
+            for n in ast.parse(c.source).body
+            for n in getattr(n, "targets", [getattr(n, "target", None)])
+            if isinstance(n, ast.Name)
+        }
         for c in code
     }
     before = set().union(*(top_level[c.id] for c in code if ids.index(c.id) < start))
@@ -251,7 +255,16 @@ def test_code_comments_of_the_lesson_are_in_french(lesson):
 
 def test_english_terms_in_prose_are_in_italics_not_code_font(lesson):
     prose = "\n".join(c.source for c in lesson.cells if c.cell_type == "markdown")
-    for term in ("define-by-run", "define-and-run", "learning rate", "backpropagation", "broadcasting",
-                 "mean squared error", "matrix-vector", "epoch", "mini-batch"):
+    for term in (
+        "define-by-run",
+        "define-and-run",
+        "learning rate",
+        "backpropagation",
+        "broadcasting",
+        "mean squared error",
+        "matrix-vector",
+        "epoch",
+        "mini-batch",
+    ):
         assert f"`{term}" not in prose, term
     assert "carnet" not in prose.lower()
