@@ -70,10 +70,11 @@ sandbox: system-deps ## Alias de system-deps (bac à sable de la correction)
 
 # The README's test command and CI: lint and types first (fail fast), then the whole suite.
 test: install lint types system-deps ## Vérifie le style et les types, puis lance toute la suite de tests (la CI)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not deploiement"
+	$(BIN)/python -m pytest -m deploiement -s -q
 
 # The edit-test loop: no browser, no system packages, no nbgrader round trip, no whole-notebook run.
-FAST_MARKERS := not browser and not grading and not notebooks and not system
+FAST_MARKERS := not browser and not grading and not notebooks and not system and not deploiement
 test-rapide: install ## Tests rapides pour le travail quotidien (< 2 min : sans navigateur ni nbgrader)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "$(FAST_MARKERS)" -q
 

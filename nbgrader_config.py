@@ -9,7 +9,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "cours-autograd"
 # Absolute path so every nbgrader command, wherever it is started, uses this course's gradebook;
 # the sqlite busy timeout lets several grading processes share it.
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db") + "?timeout=60"
+# A deployment for a whole class (deploiement/) gives a PostgreSQL gradebook shared by instructors and TAs instead.
+c.CourseDirectory.db_url = os.environ.get("COURS_AUTOGRAD_GRADEBOOK_URL") or (
+    "sqlite:///" + os.path.join(HERE, "gradebook.db") + "?timeout=60"
+)
+if os.environ.get("COURS_AUTOGRAD_FORMGRADER") == "1":
+    # The deployment's formgrader service: its « Autograde » would run student code unsandboxed (deploiement/).
+    c.Autograde.autograde_preprocessors = ["autograder.grading.formgrader_refusal.RefuseUnsandboxedAutograde"]
 
 # French stubs in the student version.
 c.ClearSolutions.code_stub = {"python": "# VOTRE CODE ICI\nraise NotImplementedError()"}
