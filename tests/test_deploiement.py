@@ -160,20 +160,11 @@ def deployment(tmp_path_factory):
         for user in [TEACHER, TA, GRADER, *STUDENTS, *STORM]:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
             subprocess.run(["userdel", "-r", user], capture_output=True)
-        drop = "DROP DATABASE IF EXISTS jupyterhub; DROP DATABASE IF EXISTS notes_cours_autograd;"
-        subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-qc", drop], capture_output=True)
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "psql",
-                "-qc",
-                "DROP ROLE IF EXISTS hub; DROP ROLE IF EXISTS correcteur;",
-            ],
-            capture_output=True,
-        )
+        # One statement per -c: DROP DATABASE cannot run inside psql's single-transaction multi-statement string.
+        statements = ["DROP DATABASE IF EXISTS jupyterhub", "DROP DATABASE IF EXISTS notes_cours_autograd"]
+        statements += ["DROP ROLE IF EXISTS hub", "DROP ROLE IF EXISTS correcteur"]
+        psql = ["runuser", "-u", "postgres", "--", "psql", "-q"] + [arg for sql in statements for arg in ("-c", sql)]
+        subprocess.run(psql, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
