@@ -16,6 +16,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -131,8 +132,9 @@ def _as(user: str, *command: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    base = tmp_path_factory.mktemp("deploiement")
+def deployment():
+    # Not under pytest's tmp folder (mode 0700): the students' servers must read the course environment.
+    base = Path(tempfile.mkdtemp(prefix="cours-autograd-deploiement-", dir="/tmp"))
     os.chmod(base, 0o755)
     prefix, exchange, roster = base / "opt", base / "echange", base / "comptes.csv"
     _roster(roster)
