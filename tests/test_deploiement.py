@@ -224,11 +224,6 @@ def test_a_class_fetches_submits_is_graded_in_postgresql_and_reads_its_feedback(
     hijack = _as(student, "mv", str(exchange / COURSE), str(exchange / "detourne"))
     assert hijack.returncode != 0 and (exchange / COURSE).is_dir()
 
-    # The formgrader's unsandboxed Autograde is refused, with the French reason.
-    status, body = hub.call("POST", f"{formgrader}/submission/{TP}/{STUDENTS[0]}/autograde", tokens[TA])
-    assert not (isinstance(body, dict) and body.get("success")), body
-    assert "autograder grade" in json.dumps(body, ensure_ascii=False)
-
     # The instructor collects and grades with autograder grade (sandboxed) into the PostgreSQL gradebook.
     started = time.monotonic()
     graded = subprocess.run(
@@ -259,6 +254,12 @@ def test_a_class_fetches_submits_is_graded_in_postgresql_and_reads_its_feedback(
         page = pages[0].read_text(encoding="utf-8")
         assert "BEGIN HIDDEN TESTS" not in page and "seed=" not in page
         assert "Note" in page or "note" in page
+
+    # The formgrader's unsandboxed Autograde is refused, with the French reason, and the grade stays.
+    status, body = hub.call("POST", f"{formgrader}/submission/{TP}/{STUDENTS[0]}/autograde", tokens[TA])
+    assert not (isinstance(body, dict) and body.get("success")), body
+    assert "autograder grade" in json.dumps(body, ensure_ascii=False)
+    assert _gradebook_scores(prefix, url, [STUDENTS[0]]) == {STUDENTS[0]: 20}
 
 
 def test_forty_students_log_in_at_once_and_a_submit_storm_loses_nothing(deployment):
