@@ -10,9 +10,9 @@ from __future__ import annotations
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 MESSAGE = (
-    "La correction automatique du Formgrader est désactivée dans ce déploiement : elle exécuterait le code des "
-    "étudiant·e·s sans bac à sable, sous le compte correcteur. Corrigez avec « autograder grade » "
-    "(sudo deploiement/corriger.sh <tp>) ; les notes arrivent dans ce même carnet de notes. Les notes déjà "
+    "La correction automatique du `Formgrader` est désactivée dans ce déploiement : elle exécuterait le code des "
+    "étudiant·e·s sans bac à sable, sous le compte correcteur. Corrigez avec `autograder grade` "
+    "(`sudo deploiement/corriger.sh <tp>`) ; les notes arrivent dans ce même carnet de notes. Les notes déjà "
     "enregistrées ne changent pas ; relancez la correction pour rétablir la copie corrigée de cette personne."
 )
 
