@@ -193,15 +193,19 @@ def test_codes_without_trusted_verdicts_come_from_scores_and_execution_status():
     crashed = Outcome(Submission("c", "c.ipynb"), GRADED_PARTIAL, scores={"q1": 0.0}, execution="crashed")
     trusted = Outcome(Submission("d", "d.ipynb"), GRADED, scores={"q1": 0.0, "q2": 3.0})
     trusted.verdicts["q1"] = Verdict("q1", NOT_ATTEMPTED, 0.0, 2.0)
+    # A cell the gradebook gives every point passed, whatever a « plantage » verdict says.
+    full = Outcome(Submission("e", "e.ipynb"), GRADED, scores={"q1": 2.0, "q2": 0.0})
+    full.verdicts = {q.id: Verdict(q.id, "plantage", 0.0, q.points) for q in questions}
     codes = {
         r.student_id: {q: v.code for q, v in r.verdicts.items()}
-        for r in mistakes.records_of([plain, cut, crashed, trusted], questions)
+        for r in mistakes.records_of([plain, cut, crashed, trusted, full], questions)
     }
     assert codes == {
         "a": {"q1": CORRECT, "q2": mistakes.UNDETAILED},
         "b": {"q1": CORRECT, "q2": TIMED_OUT},
         "c": {"q1": "plantage", "q2": "plantage"},
         "d": {"q1": NOT_ATTEMPTED, "q2": CORRECT},
+        "e": {"q1": CORRECT, "q2": "plantage"},
     }
 
 

@@ -7,6 +7,7 @@ The submissions are the released TP as students would hand it in, changed by one
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -433,3 +434,41 @@ def test_tp_scores_equal_nbgrader_autograde(tmp_path, tp, make_copies):
 
     expected = {student: score for student, (_, score) in submissions.items()}
     assert ours == theirs == expected
+
+
+def test_class_report_counts_the_trusted_checkers_mistake_codes(tmp_path):
+    """With the trusted checker (AUTOGRADER_TRUSTED_CHECKER=1), `autograder grade` records each checker's own code:
+    nothing lost by the reference, « non_tentee » on every question of a blank copy, the typical mistake's code on
+    the one question a copy gets wrong; the report counts them."""
+    from autograder.grading.spreadsheet import read_rows
+
+    available, reason = isolation_status()
+    if not available:
+        pytest.skip(f"bubblewrap indisponible : {reason}")
+    course = tmp_path / "cours"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source")
+    shutil.copytree(ROOT / "release", course / "release")
+    mistake = WRONG[NBGRADER_CASES["tp1_vjp"]]
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    nbformat.write(student_copy(ASSIGNMENT), copies / "reference.ipynb")
+    nbformat.write(student_copy(ASSIGNMENT, answered=False), copies / "blank.ipynb")
+    nbformat.write(student_copy(ASSIGNMENT, wrong("tp1_vjp")), copies / "wrong_vjp.ipynb")
+    env = {**kernel_env(), "AUTOGRADER_TRUSTED_CHECKER": "1"}
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--limite-cellule", "30", "--sans-retours"]
+    run = subprocess.run(args, cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = read_rows(course / "grades" / f"{ASSIGNMENT}_erreurs.csv")
+    codes = {(r["student_id"], r["question"]): r["code"] for r in rows if r["question"]}
+    assert {codes["reference", q] for q in POINTS} == {"correcte"}
+    assert {codes["blank", q] for q in POINTS} == {"non_tentee"}
+    assert {q: codes["wrong_vjp", q] for q in POINTS} == {
+        q: (mistake.code or codes["wrong_vjp", "tp1_vjp"]) if q == "tp1_vjp" else "correcte" for q in POINTS
+    }
+    assert codes["wrong_vjp", "tp1_vjp"] in get_exercise("tp1_vjp").mistakes
+    data = json.loads((course / "grades" / f"{ASSIGNMENT}_rapport.json").read_text(encoding="utf-8"))
+    vjp = next(q for q in data["questions"] if q["id"] == "tp1_vjp")
+    assert vjp["reussies"] == 1
+    assert {m["code"]: m["copies"] for m in vjp["erreurs"]} == {"non_tentee": 1, codes["wrong_vjp", "tp1_vjp"]: 1}

@@ -116,6 +116,8 @@ def verdict_for(outcome: Outcome, question: Question) -> Verdict:
         # An instructor's plain test cell, scored by nbgrader: its points say whether it passed.
         code = CORRECT if earned >= question.points else NOT_A_CHECK
         return Verdict(question.id, code, earned, question.points, trusted.message)
+    if trusted is not None and trusted.code in (CRASHED, TIMED_OUT) and earned >= question.points:
+        return Verdict(question.id, CORRECT, earned, question.points)  # nbgrader gave every point: it passed
     if trusted is not None:
         return Verdict(question.id, trusted.code, earned, question.points, trusted.message)
     if earned >= question.points:

@@ -342,11 +342,13 @@ class Grader:
                     for grade in notebook.grades:
                         outcome.scores[grade.name] = float(grade.score)
                         verdict = outcome.verdicts.get(grade.name)
-                        if verdict is None:  # the copy never ran (no worker could start)
+                        if verdict is None and self.trusted:
+                            # the copy never ran (no worker could start); untrusted grading records no verdict
                             outcome.verdicts[grade.name] = Verdict(
                                 grade.name, CRASHED, float(grade.score), float(grade.max_score), outcome.reason
                             )
-                        elif verdict.code == NOT_A_CHECK:  # a plain test cell: nbgrader's own score
+                        elif verdict is not None and verdict.code == NOT_A_CHECK:
+                            # a plain test cell: nbgrader's own score
                             verdict.points = float(grade.score)
 
     def feedback(self, outcomes: list[Outcome]) -> dict[str, Path]:
