@@ -316,7 +316,7 @@ def test_kernel_death_keeps_the_outputs_of_earlier_cells(pool, source, cause):
 
 def test_memory_blow_up_is_a_memory_error_in_its_cell(pool):
     result = pool.execute(
-        notebook("x = []\nwhile True:\n    x.append(bytearray(3 * 10**8))", "del x\nprint('après')"), name="memoire"
+        notebook("x = []\nwhile True:\n    x.append(bytearray(10**9))", "del x\nprint('après')"), name="memoire"
     )
     assert result.status == "ok"
     assert summary(result.notebook.cells[0]) == [("error", "MemoryError", "")]
@@ -409,6 +409,59 @@ def test_a_job_killing_its_worker_is_reported_and_the_worker_replaced(bare_pool)
     ]
     after = bare_pool.execute(notebook("print('toujours là')"), name="suivant")
     assert (after.status, plain(after.notebook.cells[0])) == ("ok", [stdout("toujours là\n")])
+
+
+def test_a_worker_killed_during_a_copy_costs_nothing_the_copy_is_run_again():
+    """Whatever kills a worker mid-copy (here: the host), the copy is run once more on a fresh worker."""
+    with WorkerPool(1, ExecutionLimits(cell_timeout=30), isolated=ISOLATED) as workers:
+        future = workers.submit(notebook("print('début')", "import time\ntime.sleep(3)\nprint('fin')"), name="rejouee")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and getattr(workers._workers.get(0), "job_pid", None) is None:
+            time.sleep(0.05)
+        first = workers._workers[0]
+        time.sleep(0.5)
+        first.send_kill()
+        result = future.result()
+        assert (result.status, [plain(c) for c in result.notebook.cells]) == (
+            "ok",
+            [[stdout("début\n")], [stdout("fin\n")]],
+        )
+        assert workers._workers[0] is not first and len(workers.stats) == 2
+
+
+LIES = {
+    "trame_geante": "os.write(1, struct.pack('>I', 300_000_000) + b'x' * 4096)",
+    "cellule_inconnue": "frame({'t': 'cell', 'i': 999, 'ec': 1, 'outputs': []})",
+    "sortie_invalide": "frame({'t': 'cell', 'i': 0, 'ec': 1, 'outputs': [{'output_type': 'stream', 'text': 1}]})",
+    "fin_inconnue": "frame({'t': 'done', 'status': 'réussi', 'message': ''})",
+}
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_a_lying_worker_is_not_believed_and_its_copy_is_run_once_more(monkeypatch, lie):
+    """The host reads a worker as untrusted data: a frame too big or a message out of protocol ends it."""
+    from autograder.grading import executor
+
+    fake = (
+        "import json, os, struct, sys, time\n"
+        "def frame(message):\n"
+        "    data = json.dumps(message).encode()\n"
+        "    os.write(1, struct.pack('>I', len(data)) + data)\n"
+        "frame({'t': 'ready', 'pid': os.getpid()})\n"
+        "os.read(0, 1 << 20)\n"
+        f"{LIES[lie]}\n"
+        "time.sleep(60)\n"
+    )
+    monkeypatch.setattr(executor, "BOOT", fake)
+    started = time.monotonic()
+    with WorkerPool(1, LIMITS, isolated=False, cgroups=False) as workers:
+        result = workers.execute(notebook("print('jamais')"), name="menteur")
+        assert len(workers.stats) == 2  # the first worker, then a fresh one for the second try
+    assert time.monotonic() - started < 60
+    assert result.status == "crashed"
+    assert result.message.startswith("le processus de correction a enfreint le protocole (")
+    assert result.message.endswith(") et a été arrêté")
+    assert [o["ename"] for o in plain(result.notebook.cells[0])] == ["DeadKernelError"]
 
 
 def test_closed_pool_refuses_jobs():

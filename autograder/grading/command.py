@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import SAWarning
 
-from autograder.grading import class_report, mistakes, report
+from autograder.grading import cgroups, class_report, mistakes, report
 from autograder.grading.executor import ExecutionLimits, WorkerPool
 from autograder.grading.intake import IntakeError, collect
 from autograder.grading.pipeline import Grader, Outcome
@@ -68,6 +68,13 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
         errors.print(
             "⚠️  Correction SANS isolation : le code des étudiant·e·s s'exécute avec vos droits "
             "(il peut lire les solutions et modifier le carnet de notes)."
+        )
+    hierarchy, reason = cgroups.available()
+    if hierarchy is None:
+        errors.print(
+            f"⚠️  Groupes de contrôle du noyau (`cgroups`) inutilisables ({reason}) : la mémoire et le nombre "
+            "de processus sont limités processus par processus, pas pour chaque copie entière (voir `README.md`, "
+            "« Chaque copie seule »)."
         )
     limits = _limits(cell_timeout=args.limite_cellule, notebook_timeout=args.limite_notebook, memory_mb=args.memoire)
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:

@@ -35,24 +35,38 @@ from typing import Any
 
 import nbformat
 
+from autograder.grading import cgroups as cgroup_limits
 from autograder.grading import check_cells, messages, protocol, sandbox
 from autograder.grading.worker import BOOT
 from autograder.verdict import NOT_A_CHECK
 
 STATUSES = ("ok", "cell_timeout", "notebook_timeout", "crashed", "killed")
 START_TIMEOUT = 180.0  # s for a worker to preload (torch, matplotlib...) and say it is ready
+START_FRAME_ALLOWANCE = 1 << 16  # the "ready" message
 
 
 @dataclass(frozen=True)
 class ExecutionLimits:
     cell_timeout: float = 30.0  # s per cell: SIGINT, error in that cell, next cells run (nbgrader semantics)
     notebook_timeout: float = 180.0  # s per notebook (wall clock); the remaining cells are not run
-    memory_mb: int = 4096  # address space a submission may map on top of the preloaded libraries
+    memory_mb: int = 4096  # memory of a copy: per process on top of the preloaded libraries, and in all (cgroup)
     cpu_seconds: int = 300  # CPU time per process of a submission
-    max_processes: int = 32  # processes a submission may have at once (fork bombs are killed)
+    max_processes: int = 32  # processes and threads of a copy at once (more: EAGAIN; killed without cgroups)
     max_output_chars: int = 200_000  # stream text per cell, truncated beyond with a French marker
     max_output_bytes: int = 5_000_000  # rich outputs (images...) per cell, dropped beyond with a French marker
-    interrupt_grace: float = 2.0  # s between SIGINT and SIGKILL when a cell overruns
+    interrupt_grace: float = 2.0  # CPU s a copy may use after SIGINT before SIGKILL, when a cell overruns
+    tmp_mb: int = 512  # size of a copy's /tmp (its own tmpfs, counted in its memory)
+    max_files: int = 50_000  # files and folders a copy may create in /tmp and in /dev/shm
+
+
+def host_frame_cap(limits: ExecutionLimits) -> int:
+    """Largest frame the host reads from a worker: one cell's outputs, bounded by the worker."""
+    return 8 * (limits.max_output_bytes + limits.max_output_chars) + (1 << 20)
+
+
+def host_copy_cap(limits: ExecutionLimits) -> int:
+    """Most bytes the host reads from a worker for one copy; beyond, the worker is not believed."""
+    return 4 * host_frame_cap(limits)
 
 
 @dataclass
@@ -72,6 +86,18 @@ class WorkerStartError(RuntimeError):
 
 class _WorkerGone(RuntimeError):
     """The worker died between two jobs: the job was not sent, it can go to a fresh worker."""
+
+
+class _WorkerFailed(RuntimeError):
+    """The worker died, stopped answering or broke the protocol during a job: the copy is run again once."""
+
+    def __init__(self, result: ExecutionResult):
+        super().__init__(result.message)
+        self.result = result
+
+
+class _Untrusted(ValueError):
+    """A message of a worker that does not follow the protocol (French detail)."""
 
 
 @dataclass
@@ -114,10 +140,16 @@ class _WorkerProcess:
             "limits": asdict(pool.limits),
             "isolated": pool.isolated,
             "scratch_root": None if pool.isolated else str(pool.scratch_root),
+            "cgroups": pool.cgroups is not None,
+            "copy_space": {
+                "tmp_bytes": pool.limits.tmp_mb << 20,
+                "shm_bytes": sandbox.SHM_SIZE,
+                "inodes": pool.limits.max_files,
+            },
         }
         command = [sys.executable, "-c", BOOT, json.dumps(config)]
         if pool.isolated:
-            argv = sandbox.sandbox_argv(command, env=pool.env, as_pid_1=True)
+            argv = sandbox.sandbox_argv(command, env=pool.env, as_pid_1=True, confines_copies=True)
             env = None
             cwd = None
         else:
@@ -137,9 +169,12 @@ class _WorkerProcess:
         )
         self.stdin = self.process.stdin.fileno()
         self.stdout = self.process.stdout.fileno()
-        self.parser = protocol.FrameParser(1 << 30)
+        self.parser = protocol.FrameParser(host_frame_cap(pool.limits))
         self.frames: list[Any] = []
+        self.received = 0  # bytes read for the current job
+        self.copy_cap = host_copy_cap(pool.limits) + START_FRAME_ALLOWANCE
         self.job_pid: int | None = None  # the current job's child (its session id), for --sans-isolation
+        self._host_pid: int | None = None
         ready = self.receive(started + START_TIMEOUT)
         if ready is None or ready.get("t") != "ready":
             self.kill()
@@ -162,12 +197,35 @@ class _WorkerProcess:
             data = os.read(self.stdout, 1 << 20)
             if not data:
                 return None
+            self.received += len(data)
+            if self.received > self.copy_cap:
+                raise _Untrusted(f"plus de {self.copy_cap} octets envoyés pour une seule copie")
             self.frames.extend(self.parser.feed(data))
         frame = self.frames.pop(0)
-        return json.loads(frame) if isinstance(frame, bytes) else {}
+        if frame is protocol.OVERSIZED:
+            raise _Untrusted(f"message de plus de {self.parser.max_frame} octets")
+        try:
+            message = json.loads(frame)
+        except ValueError as error:
+            raise _Untrusted("message illisible") from error
+        if not isinstance(message, dict):
+            raise _Untrusted("message illisible")
+        return message
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def host_pid(self) -> int:
+        """The worker's pid on the host (inside bubblewrap it is the sandbox's PID 1, a child of bwrap)."""
+        if self._host_pid is None:
+            self._host_pid = self.process.pid
+            if self.pool.isolated:
+                for pid in _descendants(self.process.pid):
+                    pids = _namespace_pids(pid)
+                    if len(pids) >= 2 and pids[-1] == self.ready.get("pid"):
+                        self._host_pid = pid
+                        break
+        return self._host_pid
 
     def log_tail(self, size: int = 2000) -> str:
         try:
@@ -250,6 +308,101 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _as_pid(value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise _Untrusted("numéro de processus invalide")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Untrusted("texte attendu")
+    return value
+
+
+def _cell_message(message: dict[str, Any], indices: set[int]) -> tuple[int, list[Any], int | None]:
+    """A worker's report of one cell, checked field by field: index, execution count, nbformat outputs."""
+    index, count, outputs = message.get("i"), message.get("ec"), message.get("outputs")
+    if type(index) is not int or index not in indices:
+        raise _Untrusted("cellule inconnue")
+    if count is not None and type(count) is not int:
+        raise _Untrusted("compteur d'exécution invalide")
+    if not isinstance(outputs, list):
+        raise _Untrusted("sorties invalides")
+    if not all(_valid_output(output) for output in outputs):
+        raise _Untrusted("sortie non conforme au format `nbformat`")
+    return index, [nbformat.from_dict(output) for output in outputs], count
+
+
+def _valid_output(output: Any) -> bool:
+    """The shape nbformat v4 requires of an output (what nbgrader and the feedback pages read)."""
+    if not isinstance(output, dict):
+        return False
+    kind = output.get("output_type")
+    strings = lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value)  # noqa: E731
+    if kind == "stream":
+        return (
+            set(output) == {"output_type", "name", "text"}
+            and output["name"] in ("stdout", "stderr")
+            and (isinstance(output["text"], str))
+        )
+    if kind == "error":
+        return (
+            set(output) == {"output_type", "ename", "evalue", "traceback"}
+            and isinstance(output["ename"], str)
+            and isinstance(output["evalue"], str)
+            and strings(output["traceback"])
+        )
+    if kind in ("display_data", "execute_result"):
+        keys = {"output_type", "data", "metadata"} | ({"execution_count"} if kind == "execute_result" else set())
+        data = output.get("data")
+        return (
+            set(output) == keys
+            and isinstance(data, dict)
+            and all(isinstance(k, str) for k in data)
+            and isinstance(output.get("metadata"), dict)
+            and (kind == "display_data" or output["execution_count"] is None or type(output["execution_count"]) is int)
+        )
+    return False
+
+
+def _namespace_pids(pid: int) -> list[int]:
+    """The pid of a process in each PID namespace it belongs to, outermost first (NSpid)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return [int(p) for p in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found.extend(int(c) for c in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _host_pid(worker_pid: int, pid_in_worker: int) -> int | None:
+    """Host pid of the worker's child whose pid, seen from the worker, is ``pid_in_worker``."""
+    level = len(_namespace_pids(worker_pid)) - 1
+    for child in _children(worker_pid):
+        pids = _namespace_pids(child)
+        if len(pids) > level and pids[level] == pid_in_worker:
+            return child
+    return None
+
+
 class WorkerPool:
     """``size`` warm workers executing notebooks concurrently; thread-safe."""
 
@@ -261,9 +414,13 @@ class WorkerPool:
         isolated: bool = True,
         env: dict[str, str] | None = None,
         trusted: bool = False,
+        cgroups: bool = True,
     ):
         if size < 1:
             raise ValueError("size must be at least 1")
+        hierarchy, self.cgroup_reason = cgroup_limits.available() if cgroups else (None, "désactivés")
+        self.cgroups = cgroup_limits.PoolCgroups(hierarchy) if hierarchy is not None else None
+        self._dying: list[cgroup_limits.CopyCgroup] = []  # copies whose last processes are still exiting
         self.size = size
         self.limits = limits
         self.isolated = isolated
@@ -325,6 +482,11 @@ class WorkerPool:
                     worker.send_kill()
         for thread in self._threads:
             thread.join()
+        if self.cgroups is not None:
+            for group in self._dying:
+                group.kill()
+                group.remove(wait=5.0)
+            self.cgroups.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self) -> WorkerPool:
@@ -363,9 +525,11 @@ class WorkerPool:
     def _serve_one(
         self, number: int, job: _Job, worker: _WorkerProcess | None, start_error: str | None
     ) -> tuple[_WorkerProcess | None, str | None]:
-        """Run one job (on a fresh worker if needed, again on another one if it died before the job)."""
+        """Run one job (on a fresh worker if needed). A worker that dies, hangs or breaks the protocol costs
+        only this copy, which is run once more on a fresh worker before its failure is reported."""
         result = None
-        for _attempt in range(2):
+        failures = 0
+        for _attempt in range(3):
             if worker is None or not worker.alive():
                 if worker is not None:
                     worker.kill()
@@ -376,6 +540,13 @@ class WorkerPool:
             except _WorkerGone:
                 worker.kill()
                 worker = None
+            except _WorkerFailed as failure:
+                worker.kill()
+                worker = None
+                failures += 1
+                result = failure.result
+                if failures == 2:
+                    break
             except Exception as error:  # noqa: BLE001 - a grader bug must not lose the copy
                 result = self._failed(job, "crashed", f"erreur interne du correcteur : {error!r}", 0.0)
                 if worker is not None:
@@ -432,47 +603,72 @@ class WorkerPool:
                 self._checker(number).wait_ready(started + START_TIMEOUT)
             except check_cells.CheckerError:
                 self._checkers.pop(number).close()
+        worker.received = 0
         try:
             worker.send({"name": job.name, "cells": cells, "files": files})
         except OSError as error:
             raise _WorkerGone from error
         limits = self.limits
         deadline = started + limits.notebook_timeout + limits.interrupt_grace + 30.0
+        indices = {cell["i"] for cell in cells}
         received: set[int] = set()
         trusted = _TrustedCells(self, number, nb, cells, worker, deadline)
         done: dict[str, Any] | None = None
+        group: cgroup_limits.CopyCgroup | None = None
+        problem = ""
 
         def take(message: dict[str, Any]) -> None:
-            nonlocal done
+            """One message of the worker, read as untrusted data."""
+            nonlocal done, group
             kind = message.get("t")
-            if kind == "job":
-                worker.job_pid = message.get("pid")
+            if kind == "job" and group is None and worker.job_pid is None:
+                worker.job_pid = _as_pid(message.get("pid"))
+                group = self._confine(worker)
             elif kind == "cell":
-                index = message["i"]
-                nb.cells[index].outputs = [nbformat.from_dict(o) for o in message["outputs"]]
-                nb.cells[index].execution_count = message["ec"]
+                index, outputs, count = _cell_message(message, indices)
+                nb.cells[index].outputs = outputs
+                nb.cells[index].execution_count = count
                 received.add(index)
-            elif kind == "done":
+            elif kind == "done" and message.get("status") in STATUSES:
+                _text(message.get("message"))
                 done = message
+            elif kind != "reply":  # a late reply to a check already decided: nothing to do
+                raise _Untrusted(f"message inattendu ({str(kind)[:20]})")
 
-        while done is None:
-            message = worker.receive(deadline)
-            if message is None:
-                break
-            if message.get("t") == "serve":
-                trusted.decide(message.get("i"), take, lambda: done)
-            else:
-                take(message)
+        try:
+            while done is None:
+                message = worker.receive(deadline)
+                if message is None:
+                    break
+                if message.get("t") == "serve":
+                    trusted.decide(message.get("i"), take, lambda: done)
+                else:
+                    take(message)
+        except _Untrusted as error:
+            problem = str(error)
+        except OSError as error:  # the worker's pipes broke
+            problem = str(error)
+        finally:
+            worker.job_pid = None
+            if group is not None:
+                group.kill()
+                if not group.remove():
+                    with self._lock:
+                        self._dying.append(group)
         if done is not None:
-            status = done.get("status", "crashed")
-            result = ExecutionResult(nb, status, done.get("message", ""), time.monotonic() - started)
+            result = ExecutionResult(nb, done["status"], done.get("message", ""), time.monotonic() - started)
             trusted.finish(result)
             return result
-        # The worker died or stopped answering: kill it, mark the cells it did not report.
+        # The worker died, stopped answering or broke the protocol: kill it, mark what it did not report.
+        if problem and number in self._checkers:  # it may have been interrupted in the middle of a check
+            self._checkers.pop(number).close()
         timed_out = time.monotonic() >= deadline
         worker.kill()
         missing = [cell["i"] for cell in cells if cell["i"] not in received]
-        if timed_out:
+        if problem:
+            status = "crashed"
+            detail = f"le processus de correction a enfreint le protocole ({problem}) et a été arrêté"
+        elif timed_out:
             status, detail = "killed", "le processus de correction ne répondait plus et a été arrêté"
         else:
             status, detail = "crashed", "le processus de correction s'est arrêté de façon inattendue"
@@ -486,7 +682,25 @@ class WorkerPool:
                 ]
         result = ExecutionResult(nb, status, detail, time.monotonic() - started)
         trusted.finish(result)
-        return result
+        raise _WorkerFailed(result)
+
+    def _confine(self, worker: _WorkerProcess) -> cgroup_limits.CopyCgroup | None:
+        """Put the new copy into its own cgroup (before it runs anything), then let it start."""
+        group = None
+        if self.cgroups is not None:
+            with self._lock:
+                for dying in list(self._dying):
+                    if dying.remove():
+                        self._dying.remove(dying)
+            host_pid = _host_pid(worker.host_pid(), worker.job_pid or -1)
+            if host_pid is None:
+                raise _Untrusted("copie introuvable")
+            group = self.cgroups.copy(
+                (self.limits.memory_mb << 20) + cgroup_limits.MEMORY_MARGIN, self.limits.max_processes
+            )
+            group.add(host_pid)
+            worker.send({"t": "go"})
+        return group
 
     def _failed(self, job: _Job, status: str, message: str, duration: float) -> ExecutionResult:
         nb = copy.deepcopy(job.notebook)

@@ -12,7 +12,6 @@ from typing import Any
 from autograder.grading.processes import task_count
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # RLIMIT_FSIZE of a submission
-NICE = 10  # submissions run at a lower priority than their worker (and its watchdog)
 
 
 def nproc_limit(limits: dict[str, Any], isolated: bool) -> int | None:
@@ -43,11 +42,11 @@ def vsize() -> int:
 
 
 def apply(limits: dict[str, Any], nproc: int | None) -> None:
-    """Lower priority, then address space, CPU time, file size, core dumps and process count."""
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass
+    """Address space, CPU time, file size, core dumps and process count of the calling process.
+
+    A copy runs at the same priority as any other program (as a Jupyter kernel would): on a loaded
+    machine it gets its fair share of the processors, so its time limits mean the same thing.
+    """
     memory = int(limits["memory_mb"]) * 1024 * 1024
     address_space = vsize() + memory
     cpu = int(limits["cpu_seconds"])

@@ -39,6 +39,8 @@ class Monitor:
         started: float,
         marker: bytes,
         relay: Relay,
+        go_w: int,
+        status_r: int,
     ):
         out_r, err_r, ev_r = fds
         self.worker = worker
@@ -64,9 +66,14 @@ class Monitor:
         self.bye = False
         self.cell_started_at: float | None = None
         self.interrupt_deadline: float | None = None
-        self.interrupted_cell: int | None = None
         self.timed_out_cells: set[int] = set()
         self.relay = relay
+        self.go_w = go_w  # the next cell may run: written by us, read by the shell
+        self.status_r = status_r  # how the shell ended, from the copy's init (confined copies)
+        self.position = 0  # cells allowed so far (position in state.order)
+        self.finished_at: float | None = None  # when the last cell ended
+        self.cpu_at_interrupt: dict[int, int] = {}  # clock ticks of each job process when SIGINT was sent
+        self.interrupted_at: float | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def _read_raw(self, fd: int, budget: int = 1 << 20) -> None:
@@ -159,12 +166,6 @@ class Monitor:
             state.update_display(str(event.get("id")), event.get("o") or {})
         elif tag == "clear":
             state.clear(bool(event.get("wait")))
-        elif tag == "start":
-            index = event.get("i")
-            if index in state.cells and state.cells[index].state == "pending":
-                state.start(index, int(event.get("ec") or 0))
-                self.cell_started_at = time.monotonic()
-                self.interrupt_deadline = None
         elif tag == "end":
             index = event.get("i")
             if index in state.cells and state.cells[index].state == "running":
@@ -177,6 +178,7 @@ class Monitor:
                 )
                 self.cell_started_at = None
                 self.interrupt_deadline = None
+                self.allow_next()
         elif tag == "serve":
             self.relay.serve(event.get("i"))
         elif tag == "bye":
@@ -192,18 +194,80 @@ class Monitor:
         for fd in self.raw:
             self._raw_data(fd, b"", final=True)
 
+    # -- cells and deadlines --------------------------------------------------------------------
+    def allow_next(self) -> None:
+        """Let the shell run the next cell; its time limit starts now, whatever the child says."""
+        order = self.state.order
+        if self.position >= len(order):
+            self.finished_at = time.monotonic()
+            return
+        index = order[self.position]
+        self.position += 1
+        self.state.start(index, self.position)  # a kernel's execution counts: 1, 2, 3... in this order
+        self.cell_started_at = time.monotonic()
+        self.interrupt_deadline = None
+        try:
+            os.write(self.go_w, struct.pack("q", index))
+        except OSError:
+            pass  # the shell is gone: its exit is noticed by the main loop
+
+    def _shell_pid(self) -> int:
+        """The process that runs the cells: our child, or the only child of the copy's init."""
+        if not self.worker.confined:
+            return self.pid
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as handle:
+                children = handle.read().split()
+        except OSError:
+            children = []
+        return int(children[0]) if children else self.pid
+
+    def _cpu_ticks(self) -> dict[int, int]:
+        ticks = {}
+        for pid in self.worker.processes.live():
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks
+
+    def _cpu_since_interrupt(self) -> float:
+        """CPU seconds the job's processes used since the interrupt was sent."""
+        used = sum(t - self.cpu_at_interrupt.get(pid, 0) for pid, t in self._cpu_ticks().items())
+        return used / os.sysconf("SC_CLK_TCK")
+
+    def read_exit_status(self) -> None:
+        """A confined copy's init reports how the shell ended (its own exit says nothing about it)."""
+        if not self.worker.confined:
+            return
+        try:
+            data = os.read(self.status_r, 4)
+        except (BlockingIOError, OSError):
+            return
+        if len(data) == 4:
+            self.exit_status = struct.unpack("i", data)[0]
+
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> None:
         limits = self.limits
         nb_deadline = self.started + float(limits["notebook_timeout"])
         cell_timeout = float(limits["cell_timeout"])
         grace = float(limits["interrupt_grace"])
+        # The grace after SIGINT is measured in CPU time: on a loaded machine an interruptible loop
+        # may wait long for a processor before it can stop; a loop that ignores the signal burns CPU.
+        # A copy that ignores it while blocked is stopped after a long wall-clock grace.
+        wall_grace = max(20 * grace, 10.0)
         max_processes = int(limits["max_processes"])
+        watchdog = not self.worker.cgroups  # with cgroups, the kernel refuses extra processes itself
+        os.set_blocking(self.status_r, False)
         poller = select.poll()
         for fd in (*self.open_fds, self.worker.wake_read, self.relay.host):
             poller.register(fd, select.POLLIN)
         registered = set(self.open_fds)
         next_watchdog = time.monotonic()
+        self.allow_next()
         while True:
             now = time.monotonic()
             deadlines = [nb_deadline, next_watchdog]
@@ -211,6 +275,8 @@ class Monitor:
                 deadlines.append(self.cell_started_at + cell_timeout)
             if self.interrupt_deadline is not None:
                 deadlines.append(self.interrupt_deadline)
+            if self.finished_at is not None:
+                deadlines.append(self.finished_at + cell_timeout)
             wait_ms = max(0, int((min(deadlines) - now) * 1000) + 1)
             for fd in registered - self.open_fds:
                 poller.unregister(fd)
@@ -236,6 +302,7 @@ class Monitor:
             for pid, status in self.worker.processes.reap().items():
                 if pid == self.pid:
                     self.exit_status = status
+                    self.read_exit_status()
                     self.child_done = True
             if self.child_done:
                 self._read_events()
@@ -243,8 +310,7 @@ class Monitor:
             now = time.monotonic()
             if now >= next_watchdog:
                 next_watchdog = now + WATCHDOG_INTERVAL
-                count = len(self.worker.processes.live())
-                if count > max_processes:
+                if watchdog and len(self.worker.processes.live()) > max_processes:
                     self.outcome = ("killed", f"trop de processus (plus de {max_processes} à la fois)")
                     return
             if now >= nb_deadline:
@@ -253,6 +319,9 @@ class Monitor:
                     return
                 self.outcome = ("notebook_timeout", "")
                 return
+            if self.finished_at is not None and now >= self.finished_at + cell_timeout:
+                self.outcome = ("killed", "le noyau ne s'est pas arrêté après la dernière cellule")
+                return
             running = self.state.current
             if running is not None and self.cell_started_at is not None:
                 if self.interrupt_deadline is None and now >= self.cell_started_at + cell_timeout:
@@ -260,13 +329,19 @@ class Monitor:
                     if self.state.current == running:
                         self.timed_out_cells.add(running)
                         self.shared[:8] = struct.pack("q", running)
+                        self.cpu_at_interrupt = self._cpu_ticks()
                         try:
-                            os.kill(self.pid, signal.SIGINT)
+                            os.kill(self._shell_pid(), signal.SIGINT)
                         except ProcessLookupError:
                             pass
-                        self.interrupt_deadline = now + grace
+                        self.interrupted_at = now
+                        self.interrupt_deadline = now + min(grace, WATCHDOG_INTERVAL * 5)
                 elif self.interrupt_deadline is not None and now >= self.interrupt_deadline:
                     self._read_events()
-                    if self.state.current == running:
+                    if self.state.current != running:
+                        continue
+                    assert self.interrupted_at is not None
+                    if now >= self.interrupted_at + wall_grace or self._cpu_since_interrupt() >= grace:
                         self.outcome = ("cell_timeout_hard", "")
                         return
+                    self.interrupt_deadline = now + min(grace, WATCHDOG_INTERVAL * 5)

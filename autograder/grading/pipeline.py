@@ -10,11 +10,12 @@ so the workers are kept busy while nbgrader prepares and saves the other noteboo
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
@@ -352,19 +353,47 @@ class Grader:
                             verdict.points = float(grade.score)
 
     def feedback(self, outcomes: list[Outcome]) -> dict[str, Path]:
-        """French HTML feedback (hidden tests removed) for every graded student."""
+        """French HTML feedback (hidden tests removed) for every graded student, in parallel processes."""
+        students = [o.submission.student_id for o in outcomes if o.graded]
+        if not students:
+            return {}
+        processes = max(1, min(self.workers, len(students) // FEEDBACK_CHUNK + 1))
+        chunks = [students[k::processes] for k in range(processes)]
+        if processes == 1:
+            failures = _generate_feedback(str(self.root), self.assignment, chunks[0])
+        else:
+            context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+            with ProcessPoolExecutor(processes, mp_context=context) as pool:
+                failures = {}
+                for part in pool.map(
+                    _generate_feedback, [str(self.root)] * processes, [self.assignment] * processes, chunks
+                ):
+                    failures.update(part)
         pages = {}
         for outcome in outcomes:
+            student = outcome.submission.student_id
             if not outcome.graded:
                 continue
-            student = outcome.submission.student_id
-            coursedir = _course_dir(self.config, self.assignment, student)
-            generator = GenerateFeedback(coursedir=coursedir, config=self.config, log=NBGRADER_LOG)
-            generator.force = True
-            try:
-                generator.start()
-            except Exception as exc:  # noqa: BLE001
-                outcome.notes.append(f"retour HTML non généré : {exc}")
+            if student in failures:
+                outcome.notes.append(f"retour HTML non généré : {failures[student]}")
                 continue
             pages[student] = self.root / "feedback" / student / self.assignment / f"{self.assignment}.html"
         return pages
+
+
+FEEDBACK_CHUNK = 8  # below this many pages per process, starting another process costs more than it saves
+
+
+def _generate_feedback(root: str, assignment: str, students: list[str]) -> dict[str, str]:
+    """nbgrader's GenerateFeedback for some students, in one process; the failures, by student."""
+    config = load_course_config(Path(root))
+    failures = {}
+    for student in students:
+        coursedir = _course_dir(config, assignment, student)
+        generator = GenerateFeedback(coursedir=coursedir, config=config, log=NBGRADER_LOG)
+        generator.force = True
+        try:
+            generator.start()
+        except Exception as exc:  # noqa: BLE001
+            failures[student] = str(exc)
+    return failures

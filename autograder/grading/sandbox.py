@@ -28,6 +28,7 @@ SHM_SIZE = 64 * 1024 * 1024  # bytes of its /dev/shm
 SANDBOX_HOME = "/tmp/home"
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _MASKED_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
+_WORKER_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETPCAP", "CAP_SYS_RESOURCE")  # of the sandbox's user namespace
 _MASKED_DIRS = ("/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d")
 
 
@@ -102,23 +103,28 @@ def sandbox_argv(
     env: Mapping[str, str] | None = None,
     as_pid_1: bool = False,
     chdir: str = "/tmp",
+    confines_copies: bool = False,
 ) -> list[str]:
     """Wrap a command in bubblewrap.
 
     ``writable``: a host folder bound read-write at the same path (nothing else is writable but
     /tmp). ``env``: variables added to the minimal environment. ``as_pid_1``: the command is the
     PID namespace's init (the pool's workers use it to kill every process of a job at once).
+    ``confines_copies``: the command is a pool worker, which gives each copy its own PID and mount
+    namespaces (``confinement``). It keeps CAP_SYS_ADMIN, CAP_SETPCAP and CAP_SYS_RESOURCE of the
+    sandbox's own user namespace (uid 0 there, so that no second, nested user namespace takes them
+    away) and forbids new user namespaces itself; every copy drops them all before running anything.
     """
     bwrap = bwrap_path()
     if bwrap is None:
         raise FileNotFoundError("bwrap")
-    args = [
-        bwrap,
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--cap-drop",
-        "ALL",
+    args = [bwrap, "--unshare-all", "--unshare-user"]
+    if confines_copies:
+        args += ["--uid", "0", "--gid", "0", "--cap-drop", "ALL"]
+        args += [arg for cap in _WORKER_CAPABILITIES for arg in ("--cap-add", cap)]
+    else:
+        args += ["--disable-userns", "--cap-drop", "ALL"]
+    args += [
         "--die-with-parent",
         "--new-session",
         "--hostname",

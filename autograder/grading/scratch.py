@@ -43,15 +43,17 @@ class Scratch:
             import tempfile
 
             scratch = tempfile.mkdtemp(prefix="copie-", dir=self.scratch_root)
-        for relative, encoded in files.items():
-            parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
-            if not parts or ".." in parts:
-                continue
-            target = os.path.join(scratch, *parts)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as handle:
-                handle.write(base64.b64decode(encoded))
+        write_files(scratch, files)
         return scratch
+
+    def restore_baseline(self) -> None:
+        """In a copy's fresh /tmp: what the preload left there (HOME, caches)."""
+        for root, mode in self.root_modes.items():
+            try:
+                os.chmod(root, mode)
+            except OSError:
+                pass
+        _restore_tree("/tmp", self.tmp_baseline)
 
     def wipe(self, scratch: str) -> None:
         if self.is_init:
@@ -66,6 +68,18 @@ class Scratch:
             _restore_tree("/tmp", self.tmp_baseline)
         else:
             _force_remove(scratch)
+
+
+def write_files(scratch: str, files: dict[str, str]) -> None:
+    """The assignment's files (relative path -> base64) in the copy's folder; nothing outside it."""
+    for relative, encoded in files.items():
+        parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
+            continue
+        target = os.path.join(scratch, *parts)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(base64.b64decode(encoded))
 
 
 def _protected_paths() -> frozenset[str]:

@@ -199,6 +199,20 @@ def _on_sigint(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _wait_turn(go_r: int, index: int) -> bool:
+    """Block until the worker allows the next cell (its timer starts then, in the worker)."""
+    data = b""
+    while len(data) < 8:
+        try:
+            chunk = os.read(go_r, 8 - len(data))
+        except InterruptedError:
+            continue
+        if not chunk:
+            return False
+        data += chunk
+    return struct.unpack("q", data)[0] == index
+
+
 _GENUINE_MODULE_NAMES = {"torch": "torch", "np": "numpy", "numpy": "numpy", "math": "math"}
 
 
@@ -274,18 +288,23 @@ class Runtime:
         return runtime
 
     # -- child --------------------------------------------------------------------------------
-    def run_child(self, job, scratch, fds, shared, limits, nproc, is_init, marker) -> None:
-        out_w, err_w, ev_w, req_r = fds
+    def run_child(self, job, fds, shared, limits, nproc, marker, die_with_parent) -> None:
+        """Run the job's cells, each when the worker allows it (a cell index on ``go_r``), then exit."""
+        out_w, err_w, ev_w, go_r, req_r = fds
         os.setsid()
-        if not is_init:
+        if die_with_parent:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        try:  # when a copy exhausts its memory, the kernel stops its own processes first
+            with open("/proc/self/oom_score_adj", "w") as handle:
+                handle.write("1000")
+        except OSError:
+            pass
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         for fd in (null, out_w, err_w):
             os.close(fd)
-        os.chdir(scratch)
         signal.set_wakeup_fd(-1)
         for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(number, signal.SIG_DFL)
@@ -309,11 +328,12 @@ class Runtime:
         for cell in job["cells"]:
             if _os_getpid() != STATE.owner:
                 _os_exit(0)  # a fork made by the submission came back here: it does not run the next cells
+            if not _wait_turn(go_r, cell["i"]):
+                break
             execution_count = shell.execution_count
             STATE.current = cell["i"]
             STATE.stream_sent = STATE.dropped = STATE.errors = 0
             STATE.interrupted = STATE.pending_interrupt = False
-            send_event({"t": "start", "i": cell["i"], "ec": execution_count})
             if cell.get("serve"):  # a test cell decided by the trusted checker: answer its requests
                 self._serve_cell(cell, req_r, execution_count, marker)
                 continue

@@ -30,13 +30,14 @@ import sys
 import time
 from typing import Any
 
+from autograder.grading import confinement
 from autograder.grading import limits as resource_limits
 from autograder.grading.monitor import Monitor
 from autograder.grading.outputs import JobState
 from autograder.grading.processes import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, JobProcesses, prctl
 from autograder.grading.protocol import dumps, read_frame, write_frame
 from autograder.grading.relay import Relay
-from autograder.grading.scratch import Scratch
+from autograder.grading.scratch import SCRATCH, Scratch, write_files
 
 BOOT = "import autograder.grading.worker as w; w.main()"
 
@@ -71,12 +72,20 @@ class Worker:
     def __init__(self, config: dict[str, Any], proto_in: int, proto_out: int):
         self.limits: dict[str, Any] = config["limits"]
         self.isolated: bool = config["isolated"]
+        self.cgroups: bool = bool(config.get("cgroups"))  # the host moves each copy into its own cgroup
+        self.copy_space: dict[str, int] = config.get("copy_space") or {}
         self.proto_in = proto_in
         self.proto_out = proto_out
         self.is_init = os.getpid() == 1  # PID 1 of a private PID namespace: kill(-1) is safe
+        # Inside the sandbox each copy gets its own PID and mount namespaces (see confinement).
+        self.confined = self.isolated and self.is_init
         self.runtime: Any = None  # shell.Runtime, once preloaded
         self.processes = JobProcesses(self.is_init)
         self.scratch = Scratch(self.is_init, config.get("scratch_root"))
+        self.pid_namespace = -1
+        self.hidden_binds: dict[str, int] = {}
+        # Nothing without privileges can trace this process or read its memory and descriptors.
+        confinement.set_dumpable(False)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_read, False)
         os.set_blocking(wake_write, False)
@@ -96,11 +105,15 @@ class Worker:
         self.scratch.before_preload()
         self.runtime = Runtime.create()
         self.scratch.after_preload()
+        if self.confined:
+            self.pid_namespace = confinement.own_pid_namespace()
+            self.hidden_binds = confinement.open_paths(p for p in self.scratch.protected if p.startswith("/tmp/"))
 
     # -- one job ------------------------------------------------------------------------------
     def run_job(self, job: dict[str, Any]) -> None:
         started = time.monotonic()
-        scratch = self.scratch.make(job.get("files") or {})
+        files = job.get("files") or {}
+        scratch = SCRATCH if self.confined else self.scratch.make(files)
         job_state = JobState(job, self.limits, self._send_host)
         shared = mmap.mmap(-1, 8)  # the cell the worker means to interrupt (see shell._on_sigint)
         shared[:8] = struct.pack("q", -1)
@@ -108,25 +121,35 @@ class Worker:
         err_r, err_w = os.pipe()
         ev_r, ev_w = os.pipe()
         req_r, req_w = os.pipe()  # trusted checks: the checker's requests, relayed to the child
+        go_r, go_w = os.pipe()  # worker -> shell: the next cell may run (its time limit starts now)
+        release_r, release_w = os.pipe()  # worker -> copy: its cgroup is in place, start
+        status_r, status_w = os.pipe()  # copy's init -> worker: how the shell ended
         nproc = resource_limits.nproc_limit(self.limits, self.isolated)
         marker = b"\x00\x1e" + os.urandom(8).hex().encode() + b"\x1e\x00"
         timing = {"prepare": time.monotonic() - started}
-        pid = os.fork()
+        pid = -1
+        if self.confined:
+            confinement.new_pid_namespace()
+        try:
+            pid = os.fork()
+        finally:
+            if self.confined and pid != 0:
+                confinement.back_to_own_pid_namespace(self.pid_namespace)
         if pid == 0:  # pragma: no cover - runs in the child
             code = 70
             try:
-                os.close(out_r)
-                os.close(err_r)
-                os.close(ev_r)
-                os.close(req_w)
-                os.close(self.proto_in)
-                os.close(self.proto_out)
                 signal.set_wakeup_fd(-1)
-                os.close(self.wake_read)
-                os.close(self.wake_write)
-                self.runtime.run_child(
-                    job, scratch, (out_w, err_w, ev_w, req_r), shared, self.limits, nproc, self.is_init, marker
-                )
+                shell_fds = (out_w, err_w, ev_w, go_r, req_r)
+                confinement.close_descriptors([*shell_fds, release_r, status_w, *self.hidden_binds.values()])
+                if os.read(release_r, 1) != b"g":
+                    os._exit(code)
+                os.close(release_r)
+                if self.confined:
+                    self._copy_init(job, files, shell_fds, status_w, shared, nproc, marker)
+                else:
+                    os.close(status_w)
+                    os.chdir(scratch)
+                    self.runtime.run_child(job, shell_fds, shared, self.limits, nproc, marker, True)
                 code = 0
             except BaseException:  # noqa: BLE001 - a failure of the grader's own code, shown in the cell
                 import traceback
@@ -138,11 +161,18 @@ class Worker:
             finally:
                 os._exit(code)
         timing["fork"] = time.monotonic() - started
-        for fd in (out_w, err_w, ev_w, req_r):
+        for fd in (out_w, err_w, ev_w, go_r, req_r, release_r, status_w):
             os.close(fd)
         self._send_host({"t": "job", "pid": pid})
+        if self.cgroups:
+            answer = read_frame(self.proto_in)  # the host has moved the copy into its cgroup
+            if answer is None:
+                self.processes.kill_all(wait=True)
+                os._exit(0)
+        os.write(release_w, b"g")
+        os.close(release_w)
         relay = Relay(self.proto_in, req_w, self._send_host, job_state)
-        monitor = Monitor(self, job_state, pid, (out_r, err_r, ev_r), shared, started, marker, relay)
+        monitor = Monitor(self, job_state, pid, (out_r, err_r, ev_r), shared, started, marker, relay, go_w, status_r)
         reported = False
         try:
             monitor.run()
@@ -157,13 +187,56 @@ class Worker:
             self.processes.kill_all()
             if not reported:
                 monitor.drain_until_eof(deadline=time.monotonic() + 1.0)
-            for fd in (out_r, err_r, ev_r, req_w):
+                monitor.read_exit_status()
+            for fd in (out_r, err_r, ev_r, req_w, go_w, status_r):
                 os.close(fd)
             shared.close()
-            self.scratch.wipe(scratch)
+            if not self.confined:
+                self.scratch.wipe(scratch)  # a confined copy's /tmp went away with its mount namespace
         if not reported:
             job_state.finish(monitor.outcome, monitor.exit_status)
             self._send_host({"t": "done", **job_state.summary(time.monotonic() - started), "timing": timing})
+
+    def _copy_init(self, job, files, shell_fds, status_w, shared, nproc, marker) -> None:
+        """PID 1 of the copy's namespace: build its private /proc, /tmp and /dev/shm, run the shell, report."""
+        space = self.copy_space
+        confinement.enter(
+            tmp_bytes=space.get("tmp_bytes", 512 << 20),
+            shm_bytes=space.get("shm_bytes", 64 << 20),
+            inodes=space.get("inodes", 50_000),
+            hidden_binds=self.hidden_binds,
+        )
+        self.scratch.restore_baseline()
+        os.makedirs(SCRATCH)
+        write_files(SCRATCH, files)
+        os.chdir(SCRATCH)
+        shell = os.fork()
+        if shell == 0:
+            os.close(status_w)
+            confinement.drop_privileges()
+            confinement.set_dumpable(True)
+            self.runtime.run_child(job, shell_fds, shared, self.limits, nproc, marker, False)
+            os._exit(0)
+        for fd in shell_fds:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # the worker's log is none of the copy's business
+        os.close(null)
+        confinement.drop_privileges()
+        for number in range(1, signal.NSIG):
+            try:
+                signal.signal(number, signal.SIG_IGN if number != signal.SIGCHLD else signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        while True:  # reap every orphan of the copy; leave (and take the namespace down) with the shell
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == shell:
+                os.write(status_w, struct.pack("i", status))
+                os._exit(0)
 
     def _send_host(self, message: dict[str, Any]) -> None:
         write_frame(self.proto_out, dumps(message))
