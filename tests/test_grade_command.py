@@ -192,7 +192,8 @@ def graded(tmp_path_factory):
     available, reason = isolation_status()
     if not available:  # the expected outcomes assume the sandbox (e.g. reading the solution fails)
         pytest.skip(f"bubblewrap indisponible : {reason}")
-    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "5"]
+    # A generous cell limit: on a loaded machine an honest cell (200 000 lines printed) must not reach it.
+    args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "10"]
     run = subprocess.run(args, cwd=course, env=kernel_env(), capture_output=True, text=True, timeout=900)
     rows = {
         r["student_id"]: r for r in csv.DictReader((course / "grades" / f"{ASSIGNMENT}.csv").open(encoding="utf-8"))
