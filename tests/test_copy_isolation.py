@@ -27,9 +27,9 @@ pytestmark = pytest.mark.grading
 ASSIGNMENT = "tp1_gradients"
 AUTOGRADER = str(Path(sys.executable).parent / "autograder")
 SCRATCH = "tp1_graph_scratch"  # an ungraded cell before every test cell
-LAST_ANSWER = "tp1_sgd_answer"
+LAST_ANSWER = "tp1_bug_answer"  # the last answer cell, just before the last test cell
 POINTS = {grade_id: get_exercise(grade_id).points for grade_id in NBGRADER_CASES}
-ABOVE_LAST = 20 - POINTS["tp1_sgd"]
+ABOVE_LAST = 20 - POINTS["tp1_bug"]
 SECRETS = {"victime_1": f"secret-{uuid.uuid4().hex}", "victime_2": f"secret-{uuid.uuid4().hex}"}
 CELL_LIMIT = 20  # s: generous, the machine may be loaded
 MEMORY_MB = 512  # --memoire: the whole copy (every process, memfd, tmpfs) gets this plus a small margin
@@ -246,7 +246,8 @@ def test_the_worker_cannot_be_seen_written_read_or_traced(graded):
     lines = stdout_of(graded, "a1_lit_le_correcteur", SCRATCH).splitlines()
     # Its own PID namespace: only the copy's init (1) and the copy itself; no process of the grading.
     assert lines[0] == "processus visibles [1, 2] moi 2"
-    assert lines[1:] == ["1 mem EACCES", "1 fd EACCES", "1 ptrace EPERM", "tubes hérités 2"]
+    # Inherited: only its own channel to its worker (events, the worker's « next cell », the checker's requests).
+    assert lines[1:] == ["1 mem EACCES", "1 fd EACCES", "1 ptrace EPERM", "tubes hérités 3"]
 
 
 def test_nothing_of_a_victim_appears_in_any_other_copys_files(graded):
@@ -292,5 +293,5 @@ def test_a_forged_end_of_cell_cannot_escape_the_cell_time_limit(graded):
     assert row["status"] == "corrigé (exécution interrompue)"
     # The forged end only started the next cell's clock: the copy is stopped at that cell's limit, long before
     # the notebook's (180 s).
-    expected = f"cellule 26 (tp1_sgd) : limite de {CELL_LIMIT} s dépassée et interruption ignorée, noyau arrêté"
+    expected = f"cellule 33 (tp1_bug) : limite de {CELL_LIMIT} s dépassée et interruption ignorée, noyau arrêté"
     assert row["raison"] == expected, row
