@@ -300,7 +300,7 @@ def test_a_memory_bomb_is_contained(pool):
     result = pool.execute(
         notebook(
             "import torch\nt = torch.empty(10**11)",
-            "chunks = []\nwhile True:\n    chunks.append(bytearray(3 * 10**8))",
+            "chunks = []\nwhile True:\n    chunks.append(bytearray(10**9))",
             "del chunks\nprint('après')",
         ),
         name="memoire",
@@ -364,7 +364,7 @@ def test_without_isolation_the_limits_still_apply(bare_pool):
     )
     bomb = FORK_BOMB.format(marker=marker)
     results = [
-        bare_pool.execute(notebook(limits, "x = []\nwhile True:\n    x.append(bytearray(3 * 10**8))"), name="limites"),
+        bare_pool.execute(notebook(limits, "x = []\nwhile True:\n    x.append(bytearray(10**9))"), name="limites"),
         bare_pool.execute(notebook(bomb), name="bombe"),
         bare_pool.execute(notebook("while True:\n    pass"), name="boucle"),
     ]
