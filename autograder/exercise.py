@@ -11,16 +11,14 @@ import importlib
 import os
 import pkgutil
 import warnings
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
 from autograder import mode, observe, verdict_box
 from autograder.grading import integrity
-from autograder.pytorch_errors import describe
 from autograder.typography import french_spacing
-from autograder.verdict import CheckFailed, NotAttempted, WrongAnswer
+from autograder.verdict import CheckFailed, NotAttempted
 from autograder.verdict_box import VerdictBox
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -75,7 +73,6 @@ class Exercise:
 
     def _check(self, namespace: dict[str, Any], *, seed: int, trials: int | None) -> None:
         __tracebackhide__ = True
-        integrity.restore()
         verdict_box.show(self.evaluate(namespace, seed=seed, trials=trials))
 
     def evaluate(self, namespace: dict[str, Any], *, seed: int = 0, trials: int | None = None) -> VerdictBox:
@@ -126,30 +123,8 @@ class Exercise:
         return french_spacing(f"💡 Indice {index + 1}/{len(self.hints)} ({self.id}) : {self.hints[index]}")
 
 
-def call(func: Callable[..., Any], *args: Any, what: str, _restore: Callable[[], int] = integrity.restore) -> Any:
-    """Call student code; turn its exceptions into French verdicts.
-
-    ``what`` describes the call, e.g. "grad_z(x) avec x de forme (5,)".
-    """
-    __tracebackhide__ = True
-    if observe._remote_runner is not None:  # the trusted checker: the call goes to the student's kernel
-        return observe.call(func, *args, what=what)
-    if not callable(func):
-        raise WrongAnswer(
-            f"{what.split('(')[0]} doit être une fonction (définie avec `def`), pas {type(func).__name__}."
-        )
-    try:
-        return func(*args)
-    except CheckFailed:
-        raise
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any student error becomes a verdict
-        raise WrongAnswer(f"En appelant {what} : {describe(exc)}") from None
-    finally:
-        # Undo any tampering done by the student's function (no-op outside grading). The function is bound
-        # at definition time: student code may have replaced module attributes in the meantime.
-        _restore()
+# The old name of ``observe.call`` (checkers reach student code through observe, in both grading modes).
+call = observe.call
 
 
 def register(cls: type[Exercise]) -> type[Exercise]:

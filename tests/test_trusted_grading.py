@@ -37,7 +37,7 @@ pytestmark = pytest.mark.grading
 
 AUTOGRADER = str(Path(sys.executable).parent / "autograder")
 TP1 = "tp1_gradients"
-ENV = {"AUTOGRADER_TRUSTED_CHECKER": "1", "AUTOGRADER_EXERCISE_MODULES": "tests.fixtures.trusted_exercises"}
+ENV = {"AUTOGRADER_EXERCISE_MODULES": "tests.fixtures.trusted_exercises"}
 
 
 def _needs_sandbox() -> None:

@@ -792,7 +792,7 @@ class _TrustedCells:
         self.results[index] = result
         if finished() is None:
             try:
-                worker.send({"t": "req", "body": '{"op": "end"}'})
+                worker.send({"t": "req", "body": '{"op": "end"}', "end": True})
             except OSError:
                 pass
 

@@ -1,9 +1,11 @@
-"""Undo tampering by student code that runs in the same process as the tests.
+"""Undo tampering by student code before an in-kernel test cell (used by ``tamper_guard`` only).
 
 A snapshot of the namespaces the checkers rely on (builtins, torch and its comparison helpers,
 the autograder package) is taken before any student code runs; ``restore`` puts every changed,
-added or deleted attribute back. The executor calls it before each graded cell and the checkers
-call it after each call into student code.
+added or deleted attribute back. ``tamper_guard.Guard`` calls it before each test cell that runs in the
+copy's kernel: an instructor's plain test cell under ``autograder grade``, every test cell under
+``autograder verifier``. No verdict of ``autograder grade`` depends on it: test cells of ``check(...)``
+calls are decided by the trusted checker, outside the copy's process.
 """
 
 from __future__ import annotations

@@ -203,12 +203,12 @@ class Grader:
         workers: int | None = None,
         isolated: bool = True,
         limits: ExecutionLimits | None = None,
-        trusted: bool | None = None,
+        trusted: bool = True,
     ) -> None:
         self.root = Path(root).resolve()
-        # Test cells of check(...) calls decided by the trusted checker (autograder.grading.checker). Off by
-        # default until every exercise follows the observe contract; AUTOGRADER_TRUSTED_CHECKER=1 turns it on.
-        self.trusted = os.environ.get("AUTOGRADER_TRUSTED_CHECKER") == "1" if trusted is None else trusted
+        # Test cells of check(...) calls are decided by the trusted checker (autograder.grading.checker);
+        # False runs them in the copy's kernel, as nbgrader does.
+        self.trusted = trusted
         self.assignment = assignment
         self.workers = workers or os.cpu_count() or 1
         self.isolated = isolated

@@ -31,6 +31,7 @@ class Relay:
         self.served: set[int] = set()
         self.pending = bytearray()  # request bytes the child's pipe could not take yet
         self.closed = False  # the host closed its end
+        self.outstanding = 0  # requests sent to the child and not answered yet
         self.idle_since: float | None = None  # the child answered and waits for the checker's next request
         os.set_blocking(child, False)
 
@@ -42,7 +43,9 @@ class Relay:
             self.send_host({"t": "serve", "i": index})
 
     def reply(self, body: bytes) -> None:
-        if self.served:
+        """The child's answer: one per request sent (replies nobody asked for are dropped, never queued)."""
+        if self.outstanding > 0:
+            self.outstanding -= 1
             self.idle_since = time.monotonic()
             self.send_host({"t": "reply", "body": body.decode("utf-8", "replace")})
 
@@ -60,10 +63,13 @@ class Relay:
             self.closed = True
             return
         try:
-            body = json.loads(payload)["body"].encode("utf-8")
+            message = json.loads(payload)
+            body = message["body"].encode("utf-8")
         except (ValueError, KeyError, TypeError, AttributeError):
             return
         self.pending += HEADER.pack(len(body)) + body
+        if not message.get("end"):  # the end of the cell expects no reply
+            self.outstanding += 1
         self.flush()
 
     def flush(self) -> None:
