@@ -11,9 +11,13 @@ import json
 import pytest
 import torch
 
-from autograder import observe
+from autograder import get_exercise, observe
+from autograder.exercise import all_exercises
 from autograder.grading import check_cells, checker, student_agent, wire
+from autograder.verdict import CheckFailed
+from tests.fixtures import mistakes
 from tests.fixtures import trusted_exercises as essai
+from tests.notebook_tools import ASSIGNMENTS, answer_namespace
 
 
 def _namespace(sources: dict[str, str]) -> dict:
@@ -180,3 +184,32 @@ def test_an_interrupted_call_is_a_timeout_and_a_dead_kernel_a_crash():
 )
 def test_only_test_cells_made_of_check_calls_are_decided_by_the_checker(source, calls):
     assert check_cells.parse_checks(source) == calls
+
+
+# -- one definition, two modes: every TP's checkers give the same verdicts through plain data ---------------------
+
+WRONG = [(a, w) for a in ASSIGNMENTS for w in mistakes(a).WRONG_ANSWERS]
+QUESTIONS = [(a, e.id) for a in ASSIGNMENTS for e in all_exercises() if e.assignment == a]
+
+
+def _remote(exercise_id: str, namespace: dict, seed: int = 0) -> dict:
+    ask = lambda request: student_agent.handle(request, namespace)  # noqa: E731
+    return checker.judge([{"id": exercise_id, "seed": seed}], get_exercise(exercise_id).points, ask)["verdict"]
+
+
+@pytest.mark.parametrize(("assignment", "exercise_id"), QUESTIONS, ids=[q for _, q in QUESTIONS])
+def test_every_reference_answer_is_correct_for_the_trusted_checker(assignment, exercise_id):
+    namespace = answer_namespace(assignment)
+    for seed in (0, 2026):
+        verdict = _remote(exercise_id, namespace, seed)
+        assert (verdict["code"], verdict["points"]) == ("correcte", get_exercise(exercise_id).points), verdict
+
+
+@pytest.mark.parametrize(("assignment", "wrong"), WRONG, ids=[w.behaviour for _, w in WRONG])
+def test_every_typical_mistake_gets_the_same_verdict_in_both_modes(assignment, wrong):
+    namespace = answer_namespace(assignment, {wrong.cell_id: wrong.source})
+    with pytest.raises(CheckFailed) as in_kernel:
+        get_exercise(wrong.exercise_id).evaluate(namespace)
+    verdict = _remote(wrong.exercise_id, namespace)
+    assert verdict["code"] == in_kernel.value.code and verdict["points"] == 0
+    assert verdict["message"] == in_kernel.value.message
