@@ -69,3 +69,7 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# A copy's HTML outputs and Markdown cells are the student's: sanitized (no script, no event handler) in the
+# feedback pages and in the formgrader, which shows them in the instructor's browser.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "autograder.grading.safe_html.clean"}
