@@ -98,6 +98,7 @@ def autograder_job(base: Path, copies: dict[str, nbformat.NotebookNode], extra: 
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     args = sys.argv[1:]
     n = int(next((a for a in args if a.isdigit()), "40"))
     large = int(args[args.index("--grand") + 1]) if "--grand" in args else 300
