@@ -96,7 +96,11 @@ def _facts(t: torch.Tensor) -> dict[str, Any] | None:
 def remember(t: torch.Tensor, facts: dict[str, Any]) -> None:
     """Attach facts reported by the student's process to a rebuilt tensor (trusted mode only)."""
     key = id(t)
-    _FACTS[key] = (weakref.ref(t, lambda _, key=key: _FACTS.pop(key, None)), facts)
+
+    def forget(_: object, key: int = key) -> None:
+        _FACTS.pop(key, None)
+
+    _FACTS[key] = (weakref.ref(t, forget), facts)
 
 
 def grad_fn_name(t: torch.Tensor) -> str | None:

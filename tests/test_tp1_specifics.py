@@ -83,7 +83,7 @@ def test_question_points_to_an_existing_lesson_section_in_its_last_hint(exercise
 
 
 def test_at_most_five_points_apply_a_lesson_cell_as_it_stands():
-    applied = {"tp1_graph", "tp1_hand_grad"}  # the only questions that re-use a lesson cell as it stands
+    applied = {"tp1_graph", "tp1_hand_grad"}  # the only questions that reuse a lesson cell as it stands
     assert sum(get_exercise(i).points for i in applied) <= 5
     assert sum(e.points for e in tp1_exercises()) == 20
 
@@ -188,3 +188,17 @@ def test_a_copy_of_lesson_cells_earns_at_most_five_points_in_process():
     namespace = answer_namespace(ASSIGNMENT, LESSON_COPY)
     earned = sum(e.points for e in tp1_exercises() if failure_of(e.id, namespace) is None)
     assert earned <= LESSON_COPY_MAX, earned
+
+
+def test_a_forged_graph_reported_by_the_copy_earns_no_path_point(monkeypatch):
+    """Under grading the graph of the copy's `f` is the copy's word: a path valid only in a forged graph fails."""
+    from autograder import observe
+
+    forged = observe.Graph(names=["ExpBackward0", "AccumulateGrad"], children=[[1], []], leaf_arg=[None, 0])
+    monkeypatch.setattr(observe, "graph", lambda t: forged)
+    namespace = answer_namespace("tp1_gradients")
+    namespace["path"] = ["ExpBackward0", "AccumulateGrad"]
+    with pytest.raises(WrongAnswer):
+        get_exercise("tp1_path").check(namespace)
+    namespace["path"] = list(answer_namespace("tp1_gradients")["path"])
+    get_exercise("tp1_path").check(namespace)  # the true path still passes with the forged report

@@ -220,14 +220,24 @@ class GraphPath(Exercise):
         path = list(path)
         x = _randn(rng, 3).requires_grad_(True)
         reference = observe.graph_of(_graph_function(x), (x,))
-        graphs = [reference]
-        try:  # the student's own graph counts too, when their f is right
+        # The path is judged on the graph the checker builds itself: a graph reported by the student's process is
+        # only their word (it could be forged). Theirs only explains a path that follows a differently written f.
+        own_graph = None
+        try:
             f = observe.call(answers["build_graph"], x, what="build_graph(x)")
             if isinstance(f, torch.Tensor) and f.dim() == 0 and close(f, _graph_function(x.detach())):
-                graphs.insert(0, observe.graph(f))
+                own_graph = observe.graph(f)
         except (WrongAnswer, NotImplementedError):
             pass
-        problems = [_follow(g, path) for g in graphs]
+        problems = [_follow(reference, path)]
+        if problems[0] is not None and own_graph is not None and own_graph.names != reference.names:
+            if _follow(own_graph, path) is None:
+                raise WrongAnswer(
+                    "Votre chemin suit le graphe de votre `f`, mais ce `f` n'est pas écrit comme celui de l'énoncé : "
+                    "il ne donne pas les mêmes nœuds. Écrivez `f` avec les opérations de la formule, dans son ordre, "
+                    "puis explorez de nouveau son graphe.",
+                    code="enfant_inexistant",
+                )
         if None in problems:
             if "ExpBackward0" not in path:
                 raise WrongAnswer(
