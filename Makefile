@@ -83,7 +83,7 @@ release: install ## Régénère release/ (versions étudiantes) depuis source/ a
 
 # The same tools and versions as .pre-commit-config.yaml (tests/test_project_habits.py checks the pins).
 NOTEBOOKS := $(wildcard notebooks/*.ipynb source/*/*.ipynb release/*/*.ipynb)
-PY_SOURCES := autograder tests benchmarks nbgrader_config.py
+PY_SOURCES := autograder tests benchmarks deploiement nbgrader_config.py
 lint: install ## Style : ruff (règles et format), codespell, notebooks sans sorties, actionlint
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)

@@ -280,9 +280,7 @@ def run_here(func: Any, args: tuple[Any, ...], what: str, namespace: dict[str, A
         handle.remove()
         torch.autograd.backward = backward
         torch.autograd._engine_run_backward, torch.autograd.graph._engine_run_backward = original
-    report.version_changes = tuple(
-        None if v is None else a._version - v for a, v in zip(args, versions, strict=True)
-    )
+    report.version_changes = tuple(None if v is None else a._version - v for a, v in zip(args, versions, strict=True))
     _remember_origin(report.result, args)
     return report
 
