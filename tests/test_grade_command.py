@@ -380,7 +380,7 @@ def tp2_submissions() -> dict[str, tuple[nbformat.NotebookNode, float]]:
     fixtures = mistakes(TP2)
     by_behaviour = {w.behaviour: w for w in fixtures.WRONG_ANSWERS}
     copies = {"reference": (student_copy(TP2), 20.0), "blank": (student_copy(TP2, answered=False), 0.0)}
-    for grade_id in ("tp2_hand_grad", "tp2_fit"):
+    for grade_id in ("tp2_grad_w", "tp2_minibatch"):
         w = by_behaviour[fixtures.NBGRADER_CASES[grade_id]]
         copies[w.behaviour] = (student_copy(TP2, {w.cell_id: w.source}), 20.0 - get_exercise(grade_id).points)
     return copies
