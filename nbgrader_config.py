@@ -24,8 +24,8 @@ c.ClearSolutions.text_stub = "VOTRE RÉPONSE ICI"
 # Per-cell time limit (seconds) when validating or autograding.
 c.Execute.timeout = 60
 
-# nbgrader gives 0 to a test cell with any stderr output: PyTorch warnings must not cost points
-# (shared/research/nbgrader.md §2.7). Both settings are needed.
+# nbgrader gives 0 to a test cell with any stderr output: PyTorch warnings must not cost points. Both settings are
+# needed (tests/test_nbgrader_grading.py::test_warning_on_stderr_costs_no_point).
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning"
 

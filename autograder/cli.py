@@ -6,6 +6,8 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from autograder import __version__
@@ -26,7 +28,18 @@ _ARGPARSE_FR_PLAIN = {
     "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
 }
 _ARGPARSE_FR = {english: french_spacing(french) for english, french in _ARGPARSE_FR_PLAIN.items()}
-argparse._ = lambda text: _ARGPARSE_FR.get(text, text)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _french_argparse() -> Iterator[None]:
+    """argparse's fixed texts in French while the command parses its arguments, and only then: importing this
+    module changes nothing for other users of argparse in the same interpreter."""
+    saved = argparse._  # type: ignore[attr-defined]
+    argparse._ = lambda text: _ARGPARSE_FR.get(text, text)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        argparse._ = saved  # type: ignore[attr-defined]
 
 
 class _FrenchHelpFormatter(argparse.HelpFormatter):
@@ -223,11 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    with _french_argparse():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
     return args.func(args)
 
 

@@ -1,6 +1,6 @@
 """Turn the PyTorch errors students meet into French explanations.
 
-Messages are matched on stable prefixes measured on torch 2.13 (see shared/research/content.md §2.1).
+Messages are matched on stable prefixes of the texts torch 2.13 prints (the lessons show several of them verbatim).
 """
 
 from __future__ import annotations
