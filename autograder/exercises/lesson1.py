@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from autograder import observe
-from autograder.autograd_guard import hand_derivation_required
 from autograder.exercise import Exercise, register
+from autograder.hand_derivation import hand_derivation_required
 from autograder.tensor_checks import (
     as_number,
     autograd_gradient,

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from autograder import observe
-from autograder.autograd_guard import hand_derivation_required
 from autograder.exercise import Exercise, register
 from autograder.exercises.lesson1 import LESSON, SECTION_BACKWARD, SECTION_HIGHER, SECTION_VJP
+from autograder.hand_derivation import hand_derivation_required
 from autograder.tensor_checks import (
     autograd_gradient,
     close,

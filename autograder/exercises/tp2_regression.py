@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 from autograder import observe
-from autograder.autograd_guard import hand_derivation_required
 from autograder.bug_hunt import VARIANTS, buggy_train
 from autograder.exercise import Exercise, register
+from autograder.hand_derivation import hand_derivation_required
 from autograder.tensor_checks import as_number, close, fmt_shape, fmt_values, require_tensor
 from autograder.typography import french_number as _fr
 from autograder.verdict import NotAttempted, WrongAnswer

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from autograder import observe
-from autograder.autograd_guard import hand_derivation_required
 from autograder.exercise import Exercise, register
+from autograder.hand_derivation import hand_derivation_required
 from autograder.scalar_programs import (
     gradients_by_variable,
     program,

@@ -324,11 +324,6 @@ class Grader:
         cells = nbformat.read(self._release_notebook(), as_version=4).cells
         return [c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader", {}).get("grade")]
 
-    def max_score(self) -> float:
-        coursedir = _course_dir(self.config, self.assignment)
-        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            return float(gb.find_assignment(self.assignment).max_score)
-
     def _read_scores(self, outcomes: list[Outcome]) -> None:
         coursedir = _course_dir(self.config, self.assignment)
         with Gradebook(coursedir.db_url, coursedir.course_id) as gb:

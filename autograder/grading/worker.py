@@ -126,7 +126,6 @@ class Worker:
         status_r, status_w = os.pipe()  # copy's init -> worker: how the shell ended
         nproc = resource_limits.nproc_limit(self.limits, self.isolated)
         marker = b"\x00\x1e" + os.urandom(8).hex().encode() + b"\x1e\x00"
-        timing = {"prepare": time.monotonic() - started}
         pid = -1
         if self.confined:
             confinement.new_pid_namespace()
@@ -160,7 +159,6 @@ class Worker:
                     pass
             finally:
                 os._exit(code)
-        timing["fork"] = time.monotonic() - started
         for fd in (out_w, err_w, ev_w, go_r, req_r, release_r, status_w):
             os.close(fd)
         self._send_host({"t": "job", "pid": pid})
@@ -176,12 +174,11 @@ class Worker:
         reported = False
         try:
             monitor.run()
-            timing["run"] = time.monotonic() - started
             if monitor.bye:
                 # Every cell ran: report now, the child's exit and the clean-up overlap with the host.
                 monitor.drain_raw_now()
                 job_state.finish(None, None)
-                self._send_host({"t": "done", **job_state.summary(time.monotonic() - started), "timing": timing})
+                self._send_host({"t": "done", **job_state.summary(time.monotonic() - started)})
                 reported = True
         finally:
             self.processes.kill_all()
@@ -195,7 +192,7 @@ class Worker:
                 self.scratch.wipe(scratch)  # a confined copy's /tmp went away with its mount namespace
         if not reported:
             job_state.finish(monitor.outcome, monitor.exit_status)
-            self._send_host({"t": "done", **job_state.summary(time.monotonic() - started), "timing": timing})
+            self._send_host({"t": "done", **job_state.summary(time.monotonic() - started)})
 
     def _copy_init(self, job, files, shell_fds, status_w, shared, nproc, marker) -> None:
         """PID 1 of the copy's namespace: build its private /proc, /tmp and /dev/shm, run the shell, report."""
