@@ -30,6 +30,7 @@ MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
+MS_MOVE = 8192
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_DUMPABLE = 4
@@ -101,13 +102,23 @@ def enter(
         if os.path.exists(path):
             _mount(path, path, None, MS_BIND | MS_REC)
             _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # Read-only binds under /tmp (a course cloned under /tmp: its .venv and package) would vanish under the fresh
+    # /tmp. The descriptors opened by the worker belong to its mount namespace, which mount(2) refuses as a bind
+    # source here (EINVAL): the paths are bound by name in this namespace to a staging place on the sandbox's
+    # /dev/shm first, then moved back over the fresh /tmp. The fresh /dev/shm below hides the staging folder.
+    staged = []
+    for number, (path, fd) in enumerate(sorted(hidden_binds.items())):
+        os.close(fd)
+        stage = f"/dev/shm/.binds-du-correcteur/{number}"
+        os.makedirs(stage, exist_ok=True)
+        _mount(path, stage, None, MS_BIND | MS_REC)
+        staged.append((path, stage))
     options = f"size={tmp_bytes},nr_inodes={inodes},mode=1777"
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
-    for path, fd in sorted(hidden_binds.items()):
+    for path, stage in staged:
         os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _mount(stage, path, None, MS_MOVE)
         _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        os.close(fd)
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={shm_bytes},nr_inodes={inodes},mode=1777")
 
 
