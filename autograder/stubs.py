@@ -5,7 +5,7 @@ The student version of a TP keeps nbgrader's stub ``# VOTRE CODE ICI`` / ``raise
 custom exception handler for ``NotImplementedError``: when the exception comes from such a stub line written
 in the notebook (the raising frame runs in the notebook's namespace), the cell prints one line naming the
 function to write and its execution counts as successful, so JupyterLab's « Exécuter toutes les cellules »
-and « Redémarrer le noyau et exécuter toutes les cellules… » keep going (they stop at the first cell whose
+and « Redémarrer le noyau et Exécuter toutes les cellules… » keep going (they stop at the first cell whose
 ``execute_reply`` has ``status: error``, and ipykernel sends ``error`` whenever ``ExecutionResult.error_in_exec``
 is set). The rest of that cell does not run, as after any exception. Any other ``NotImplementedError`` keeps
 IPython's usual traceback and its error status.

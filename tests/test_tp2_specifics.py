@@ -405,6 +405,6 @@ def test_statement_lists_every_bug_code_and_names_the_real_menu_item():
     cells = {c.id: c.source.replace("\u00a0", " ") for c in read(source_notebook(ASSIGNMENT)).cells}
     for code in BugFix.mistakes:
         assert f'`"{code}"`' in cells["tp2_bug_statement"]
-    menu = "« Redémarrer le noyau et exécuter toutes les cellules… »"
+    menu = "« Redémarrer le noyau et Exécuter toutes les cellules… »"  # the label JupyterLab (fr-FR) shows
     assert menu in cells["tp2_intro"] and menu in cells["tp2_end"]
     assert "Redémarrer et tout exécuter" not in "".join(cells.values())
