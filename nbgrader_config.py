@@ -59,11 +59,17 @@ import autograder  # noqa: E402 - the course package is installed in the same en
 _NBGRADER_TEMPLATES = os.path.join(
     os.path.dirname(__import__("nbgrader").__file__), "server_extensions", "formgrader", "templates"
 )
-c.HTMLExporter.template_name = "feedback_fr"
+# Two pages render a student's copy with nbconvert's HTMLExporter: the feedback (GenerateFeedback's exporter, our
+# French template) and the formgrader's manual grading page (nbgrader's template, with the copy's Markdown cells
+# sanitized: tests/test_attaques_etudiant.py::test_no_script_of_a_copy_runs_in_the_formgrader_manual_grading_page).
+c.GenerateFeedback.HTMLExporter.template_name = "feedback_fr"
+c.GenerateFeedback.exporter_class = "autograder.grading.feedback_exporter.FeedbackExporter"
+c.HTMLExporter.template_name = "formgrade_sur"
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(autograder.__file__), "templates"),
     _NBGRADER_TEMPLATES,
 ]
+c.HTMLExporter.extra_template_paths = [_NBGRADER_TEMPLATES]  # formgrade_sur extends 'formgrade/index.html.j2'
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

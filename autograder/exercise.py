@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from autograder import mode, observe, verdict_box
-from autograder.grading import integrity
+from autograder.grading import tamper_guard
 from autograder.typography import french_spacing
 from autograder.verdict import CheckFailed, NotAttempted
 from autograder.verdict_box import VerdictBox
@@ -61,7 +61,7 @@ class Exercise:
         __tracebackhide__ = True
         # Decided before this check calls any student code (and after undoing tampering, under our grader):
         # a student function cannot turn a graded failure into a mere display.
-        integrity.restore()
+        tamper_guard.restore()
         show_only = self.assignment is None or mode.interactive()
         try:
             self._check(namespace, seed=seed, trials=trials)

@@ -264,3 +264,80 @@ def test_no_script_of_a_copy_runs_in_its_feedback_page(graded):
     text = page.read_text(encoding="utf-8")
     assert "Cellule notée" in text  # the page is the real feedback
     assert SCRIPT not in text and "<img src=x onerror=alert(2)>" not in text
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def formgrader(graded, tmp_path_factory):
+    """A real Jupyter server in the graded course with nbgrader's formgrader, as the instructor opens it."""
+    import time
+    import urllib.request
+
+    course = graded["course"]
+    config = tmp_path_factory.mktemp("config_jupyter")
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": True}}}),
+        encoding="utf-8",
+    )
+    port, token = _free_port(), "jeton-de-test"
+    log = (config / "serveur.log").open("wb")  # a pipe nobody reads would fill up and stop the server
+    env = dict(kernel_env(), JUPYTER_CONFIG_DIR=str(config), JUPYTER_CONFIG_PATH=str(config))
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "jupyter"),
+            "server",
+            "--no-browser",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={course}",
+            "--allow-root",
+        ],  # fmt: skip
+        cwd=course,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError(
+                    "le serveur Jupyter n'a pas démarré :\n" + (config / "serveur.log").read_text(errors="replace")
+                ) from None
+            time.sleep(0.5)
+
+    def page(path: str) -> str:
+        with urllib.request.urlopen(f"{base}{path}{'&' if '?' in path else '?'}token={token}", timeout=120) as reply:
+            return reply.read().decode("utf-8")
+
+    yield page
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def test_no_script_of_a_copy_runs_in_the_formgrader_manual_grading_page(graded, formgrader):
+    """nbgrader's own manual grading page renders a copy's Markdown cells as raw HTML in the instructor's browser
+    (its template has no ``clean_html``): the course's template sanitizes them, and it is still the formgrader
+    page (score fields and grading buttons), not the students' feedback page."""
+    from nbgrader.api import Gradebook
+
+    course = graded["course"]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission_notebook(TP1, TP1, "a_sorties_forgees_et_points_gonfles").id
+    html = formgrader(f"/formgrader/submissions/{submission}/")
+    assert "Ma réponse" in html  # the student's Markdown cell is shown
+    assert SCRIPT not in html and "<img src=x onerror=alert(2)>" not in html
+    assert 'class="score tabbable"' in html and "full-credit" in html  # nbgrader's grading controls are there

@@ -62,6 +62,14 @@ def emptied_tests(cells):
     return cells
 
 
+def with_a_figure(cells: list) -> list:
+    """The copy's cells, then one that draws a figure (its feedback page shows it)."""
+    return [
+        *cells,
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()\n"),
+    ]
+
+
 LAST_ANSWER = "tp1_bug_answer"  # the last answer cell: what runs before it keeps its points
 ABOVE_LAST = 20 - POINTS["tp1_bug"]
 
@@ -76,6 +84,7 @@ def submissions() -> dict[str, tuple[nbformat.NotebookNode | str, float | None]]
         "wrong_bug": (student_copy(ASSIGNMENT, wrong("tp1_bug")), 20 - POINTS["tp1_bug"]),
         "json_invalide": ('{"cells": [{"cell_type": "code", "source": "x = 1"', None),
         "cellules_dupliquees": (with_cells(student_copy(ASSIGNMENT), duplicated), 20),
+        "trace_une_figure": (with_cells(student_copy(ASSIGNMENT), with_a_figure), 20),
         "cellule_test_supprimee": (
             with_cells(student_copy(ASSIGNMENT), lambda cells: [c for c in cells if c.id != "tp1_vjp"]),
             20,
@@ -296,6 +305,14 @@ def test_french_feedback_hides_hidden_tests(graded):
     text = page.read_text(encoding="utf-8")
     assert "Cellule notée" in text and "seed=" not in text and "HIDDEN" not in text
     assert "forme de la" in text
+
+
+def test_feedback_figures_have_a_french_alt_text(graded):
+    page = graded["course"] / "feedback" / "trace_une_figure" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    text = page.read_text(encoding="utf-8")
+    assert '<img src="data:image/png;base64,' in text
+    assert 'alt="Figure produite par cette cellule (sans description)"' in text
+    assert "No description has been provided" not in text
 
 
 def test_moodle_csv(graded):

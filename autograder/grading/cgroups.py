@@ -16,9 +16,11 @@ watchdog then remain the only limits. Standard library only.
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -80,10 +82,41 @@ def _probe_v2() -> tuple[Hierarchy | None, str]:
     enabled = set(_read(base / "cgroup.subtree_control").split())
     if not {"memory", "pids"} <= enabled:
         try:
-            _write(base / "cgroup.subtree_control", "+memory +pids")
+            _enable_controllers(base)
         except OSError as error:
             return None, f"impossible d'activer les contrôleurs du `cgroup` v2 ({error.strerror})"
     return Hierarchy(2, {"": base}), ""
+
+
+LEAF = "processus"  # where the processes of the grading's own cgroup go, so that it may have controlled children
+
+
+def _enable_controllers(base: Path) -> None:
+    """Enable ``memory`` and ``pids`` for the children of ``base`` (our own cgroup).
+
+    cgroup v2 forbids it while ``base`` itself holds processes (EBUSY, « no internal processes »), which is
+    the usual case: a terminal's scope, a container, a JupyterHub server. As container runtimes do, the
+    processes of ``base`` (this one and those beside it) then move one level down, into the leaf
+    ``base/processus``: the limits of ``base`` still apply to them, and ``base`` can have controlled children.
+    """
+    try:
+        _write(base / "cgroup.subtree_control", "+memory +pids")
+        return
+    except OSError as error:
+        if error.errno != errno.EBUSY:
+            raise
+    leaf = base / LEAF
+    leaf.mkdir(exist_ok=True)
+    for _attempt in range(5):  # a process may start beside us while we move the others
+        pids = _read(base / "cgroup.procs").split()
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                _write(leaf / "cgroup.procs", pid)
+            except ProcessLookupError:
+                pass  # it has just exited
+    _write(base / "cgroup.subtree_control", "+memory +pids")
 
 
 def _probe_v1() -> tuple[Hierarchy | None, str]:
@@ -124,6 +157,7 @@ class PoolCgroups:
 
     def __init__(self, hierarchy: Hierarchy):
         self.hierarchy = hierarchy
+        sweep_stale(hierarchy)
         name = f"autograder-{os.getpid()}-{next(_counter)}"
         self.roots: dict[str, Path] = {}
         try:
@@ -145,6 +179,41 @@ class PoolCgroups:
             for child in sorted(root.glob("copie-*")) if root.exists() else []:
                 _remove(child)
             _remove(root)
+
+
+_POOL_NAME = re.compile(r"autograder-(\d+)-\d+")
+
+
+def sweep_stale(hierarchy: Hierarchy) -> list[Path]:
+    """Remove the cgroups that an earlier grading left behind (its host is gone: killed, or a copy's last
+    processes were still exiting when it closed); the ones still holding a process are kept. Returns the
+    folders removed."""
+    removed = []
+    for base in hierarchy.bases.values():
+        try:
+            entries = list(base.iterdir())
+        except OSError:
+            continue
+        for folder in entries:
+            match = _POOL_NAME.fullmatch(folder.name)
+            if match is None or not folder.is_dir() or _alive(int(match.group(1))):
+                continue
+            for child in sorted(folder.glob("copie-*")):
+                if _remove(child):
+                    removed.append(child)
+            if _remove(folder):
+                removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class CopyCgroup:

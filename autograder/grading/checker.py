@@ -286,7 +286,7 @@ def main() -> None:
         try:
             message = inbox.recv_bytes(1 << 20)
         except EOFError:
-            return
+            os._exit(0)  # nothing to flush or save: skip tearing torch down (about 1 s)
         job = json.loads(message[1:])
         if job.get("op") == "judge":
             result = judge(list(job.get("checks") or []), float(job.get("points") or 0), ask)

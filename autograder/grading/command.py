@@ -8,6 +8,7 @@ import re
 import sys
 import tempfile
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
             errors.print(f"autograder : erreur : aucune copie trouvée dans {args.submissions}.")
             return 2
         grader = Grader(root, assignment, workers=args.processus, isolated=isolated, limits=limits)
+        catalogue = mistakes.catalogue_in_background(assignment)  # for the class report, while grading
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -100,11 +102,19 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
             def done(outcome: Outcome) -> None:
                 progress.update(task, advance=1, last=outcome.submission.student_id)
 
-            outcomes = grader.grade(submissions, on_done=done)
+            pages = None
             if not args.sans_retours:
-                feedback = progress.add_task("Retours HTML", total=None, last="")
-                grader.feedback(outcomes)
-                progress.update(feedback, total=1, completed=1, last="")
+                pages = progress.add_task("Retours HTML", total=len(submissions), last="")
+
+            def page_done(student: str) -> None:
+                progress.update(pages, advance=1, last=student)
+
+            # Each graded copy's feedback page is written while the next copies are graded.
+            outcomes = grader.grade(
+                submissions, on_done=done, feedback=not args.sans_retours, on_page=page_done if pages else None
+            )
+            if pages is not None:
+                progress.update(pages, total=len(grader.pages), completed=len(grader.pages))
     grades_dir = root / "grades"
     csv_path = grades_dir / f"{assignment}.csv"
     moodle_path = grades_dir / f"{assignment}_moodle.csv"
@@ -114,7 +124,7 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
     console.print(f"Notes : {csv_path.relative_to(root)} · Moodle : {moodle_path.relative_to(root)}")
     if not args.sans_retours:
         console.print(f"Retours HTML : feedback/<étudiant·e>/{assignment}/{assignment}.html")
-    _class_report(console, errors, root, assignment, outcomes, grader.grade_ids())
+    _class_report(console, errors, root, assignment, outcomes, grader.grade_ids(), catalogue)
     return 0
 
 
@@ -140,12 +150,18 @@ def _gradebook_facts(root: Path, assignment: str) -> tuple[dict[str, str], dict[
 
 
 def _class_report(
-    console: Console, errors: Console, root: Path, assignment: str, outcomes: list[Outcome], grade_ids: list[str]
+    console: Console,
+    errors: Console,
+    root: Path,
+    assignment: str,
+    outcomes: list[Outcome],
+    grade_ids: list[str],
+    catalogue: Future[dict[str, dict[str, Any]]],
 ) -> None:
     """The mistakes CSV and the class report after a grading; a failure here never loses the grades."""
     try:
         names, points = _gradebook_facts(root, assignment)
-        questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids})
+        questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids}, catalogue.result())
         records = mistakes.records_of(outcomes, questions)
         grades_dir = root / "grades"
         mistakes.write_csv(class_report.paths(grades_dir, assignment)["erreurs"], records, questions)

@@ -13,8 +13,12 @@ it — and one row per copy-level problem; every cell is escaped against spreads
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autograder.grading.intake import COLLISION, TAMPERED
 from autograder.grading.outcome import ABSENT, Outcome
@@ -87,11 +91,37 @@ class CopyRecord:
         return sum(v.max_points for v in self.verdicts.values())
 
 
-def questions_of(assignment: str, points: dict[str, float]) -> list[Question]:
-    """The questions of a TP in the order of ``points`` (grade id -> points), described by the catalogue."""
-    from autograder.exercise import all_exercises  # the catalogue imports torch: only when a report is made
+def catalogue_of(assignment: str) -> dict[str, dict[str, Any]]:
+    """What the class report needs of each exercise of a TP, as plain data (grade id -> title, mistakes,
+    section). Importing the catalogue imports torch (about 2 s): ``autograder grade`` runs this in a
+    background process while it grades (``catalogue_in_background``)."""
+    from autograder.exercise import all_exercises
 
-    known = {e.id: e for e in all_exercises() if e.assignment == assignment}
+    return {
+        e.id: {
+            "title": e.title,
+            "mistakes": dict(e.mistakes),
+            "section": tuple(e.section) if e.section else None,
+        }
+        for e in all_exercises()
+        if e.assignment == assignment
+    }
+
+
+def catalogue_in_background(assignment: str) -> Future[dict[str, dict[str, Any]]]:
+    """``catalogue_of(assignment)``, computed by a low-priority process while the copies are graded."""
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=os.nice, initargs=(10,))
+    future = pool.submit(catalogue_of, assignment)
+    future.add_done_callback(lambda _done: pool.shutdown(wait=False))
+    return future
+
+
+def questions_of(
+    assignment: str, points: dict[str, float], catalogue: dict[str, dict[str, Any]] | None = None
+) -> list[Question]:
+    """The questions of a TP in the order of ``points`` (grade id -> points), described by the catalogue."""
+    known = catalogue if catalogue is not None else catalogue_of(assignment)
     questions = []
     for grade_id, value in points.items():
         exercise = known.get(grade_id)
@@ -99,9 +129,9 @@ def questions_of(assignment: str, points: dict[str, float]) -> list[Question]:
             Question(
                 id=grade_id,
                 points=value,
-                title=exercise.title if exercise else grade_id,
-                mistakes=dict(exercise.mistakes) if exercise else {},
-                section=tuple(exercise.section) if exercise and exercise.section else None,
+                title=exercise["title"] if exercise else grade_id,
+                mistakes=dict(exercise["mistakes"]) if exercise else {},
+                section=tuple(exercise["section"]) if exercise and exercise["section"] else None,
                 catalogued=exercise is not None,
             )
         )

@@ -10,12 +10,11 @@ so the workers are kept busy while nbgrader prepares and saves the other noteboo
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
@@ -24,7 +23,7 @@ import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader import utils as nbgrader_utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -42,7 +41,9 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.grading.executor import ExecutionLimits, ExecutionResult, WorkerPool
+from autograder.grading.feedback_pages import FeedbackPages, feedback_processes, write_pages
 from autograder.grading.intake import TAMPERED, Submission
+from autograder.grading.nbgrader_speedups import faster_nbgrader
 from autograder.grading.outcome import ABSENT, GRADED, GRADED_PARTIAL, NOT_GRADED, Outcome
 from autograder.verdict import CRASHED, NOT_A_CHECK, Verdict
 
@@ -214,8 +215,12 @@ class Grader:
         self.isolated = isolated
         self.limits = limits or ExecutionLimits()
         self.config = load_course_config(self.root)
+        # nbconvert validates the notebook after each of the dozen preprocessors of a copy: once at the end is
+        # enough (an invalid copy is refused all the same), and saves about 20 ms of the host's time per copy.
+        self.config.Exporter.optimistic_validation = True
         self._lock = threading.Lock()
         self._release_cache: nbformat.NotebookNode | None = None
+        self.pages: dict[str, Path] = {}  # student -> feedback page, after grade(feedback=True)
 
     # -- one student -----------------------------------------------------------------------------
     def _autograde(self, pool: WorkerPool, sub: Submission) -> Outcome:
@@ -266,8 +271,15 @@ class Grader:
 
     # -- the batch -------------------------------------------------------------------------------
     def grade(
-        self, submissions: list[Submission], *, on_done: Callable[[Outcome], None] | None = None
+        self,
+        submissions: list[Submission],
+        *,
+        on_done: Callable[[Outcome], None] | None = None,
+        feedback: bool = False,
+        on_page: Callable[[str], None] | None = None,
     ) -> list[Outcome]:
+        """Grade every submission; ``feedback``: also write each graded student's HTML page, while the
+        next copies are graded (``self.pages`` then lists them; ``on_page`` is told of each)."""
         release = nbformat.read(self._release_notebook(), as_version=4)
         outcomes: list[Outcome] = []
         gradable = []
@@ -285,20 +297,36 @@ class Grader:
             sub.notes.extend(tampered)
             sub.review.extend((TAMPERED, note) for note in tampered)
             gradable.append(sub)
-        if gradable:
-            with (
-                patch.object(nbgrader_utils, "setenv", _environment_left_alone),
-                WorkerPool(self.workers, self.limits, isolated=self.isolated, trusted=self.trusted) as pool,
-                ThreadPoolExecutor(max_workers=2 * self.workers) as threads,
-            ):
-                futures = [threads.submit(self._autograde, pool, sub) for sub in gradable]
-                for future in as_completed(futures):
-                    outcome = future.result()
-                    outcome.notes = list(outcome.submission.notes) + outcome.notes
-                    outcomes.append(outcome)
-                    if on_done:
-                        on_done(outcome)
+        pages = None
+        if feedback and gradable:
+            processes = feedback_processes(self.workers, len(gradable), while_grading=True)
+            pages = FeedbackPages(self.root, self.assignment, processes, on_page)
+        failures: dict[str, str] = {}
+        try:
+            if gradable:
+                with (
+                    faster_nbgrader(),
+                    patch.object(nbgrader_utils, "setenv", _environment_left_alone),
+                    WorkerPool(self.workers, self.limits, isolated=self.isolated, trusted=self.trusted) as pool,
+                    ThreadPoolExecutor(max_workers=2 * self.workers) as threads,
+                ):
+                    futures = [threads.submit(self._autograde, pool, sub) for sub in gradable]
+                    for future in as_completed(futures):
+                        outcome = future.result()
+                        outcome.notes = list(outcome.submission.notes) + outcome.notes
+                        outcomes.append(outcome)
+                        if pages is not None and outcome.graded:
+                            pages.add(outcome.submission.student_id)
+                        if on_done:
+                            on_done(outcome)
+            if pages is not None:
+                failures = pages.finish()
+        finally:
+            if pages is not None:
+                pages.close()
         self._read_scores(outcomes)
+        if feedback:
+            self.pages = self._pages(outcomes, failures)
         return sorted(outcomes, key=lambda o: (o.submission.student_id == "", o.submission.student_id))
 
     def _assignment_files(self) -> dict[str, bytes]:
@@ -350,20 +378,10 @@ class Grader:
     def feedback(self, outcomes: list[Outcome]) -> dict[str, Path]:
         """French HTML feedback (hidden tests removed) for every graded student, in parallel processes."""
         students = [o.submission.student_id for o in outcomes if o.graded]
-        if not students:
-            return {}
-        processes = max(1, min(self.workers, len(students) // FEEDBACK_CHUNK + 1))
-        chunks = [students[k::processes] for k in range(processes)]
-        if processes == 1:
-            failures = _generate_feedback(str(self.root), self.assignment, chunks[0])
-        else:
-            context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-            with ProcessPoolExecutor(processes, mp_context=context) as pool:
-                failures = {}
-                for part in pool.map(
-                    _generate_feedback, [str(self.root)] * processes, [self.assignment] * processes, chunks
-                ):
-                    failures.update(part)
+        failures = write_pages(self.root, self.assignment, students, self.workers) if students else {}
+        return self._pages(outcomes, failures)
+
+    def _pages(self, outcomes: list[Outcome], failures: dict[str, str]) -> dict[str, Path]:
         pages = {}
         for outcome in outcomes:
             student = outcome.submission.student_id
@@ -374,21 +392,3 @@ class Grader:
                 continue
             pages[student] = self.root / "feedback" / student / self.assignment / f"{self.assignment}.html"
         return pages
-
-
-FEEDBACK_CHUNK = 8  # below this many pages per process, starting another process costs more than it saves
-
-
-def _generate_feedback(root: str, assignment: str, students: list[str]) -> dict[str, str]:
-    """nbgrader's GenerateFeedback for some students, in one process; the failures, by student."""
-    config = load_course_config(Path(root))
-    failures = {}
-    for student in students:
-        coursedir = _course_dir(config, assignment, student)
-        generator = GenerateFeedback(coursedir=coursedir, config=config, log=NBGRADER_LOG)
-        generator.force = True
-        try:
-            generator.start()
-        except Exception as exc:  # noqa: BLE001
-            failures[student] = str(exc)
-    return failures

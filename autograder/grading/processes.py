@@ -76,6 +76,9 @@ class JobProcesses:
                 break
             statuses[pid] = status
             self.doomed.discard(pid)
+        # A killed grandchild is reaped by its own parent, never by us: once gone from /proc, forget it
+        # (else kill_all(wait=True) would wait for it until its deadline).
+        self.doomed = {pid for pid in self.doomed if os.path.exists(f"/proc/{pid}")}
         return statuses
 
     def kill_all(self, wait: bool = False) -> None:

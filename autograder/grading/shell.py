@@ -19,7 +19,7 @@ from autograder.grading.messages import dropped_output_marker
 from autograder.grading.outputs import bounded_error, output_size
 from autograder.grading.processes import PR_SET_PDEATHSIG, prctl
 from autograder.grading.protocol import HEADER, dumps
-from autograder.grading.tamper_guard import Guard, restore_namespace
+from autograder.grading.tamper_guard import Guard, protect, restore_namespace
 
 
 class ChildState:
@@ -254,12 +254,11 @@ class Runtime:
         import autograder
         import autograder.exercise as exercise
         import autograder.exercises  # noqa: F401
-        from autograder.grading import integrity
 
         exercise.all_exercises()  # import every exercise module so that all checkers are registered
         builtins.input = _no_input
         getpass.getpass = _no_getpass
-        # Keep IPython's builtins (get_ipython, exit, quit) in place for good: the integrity snapshot
+        # Keep IPython's builtins (get_ipython, exit, quit) in place for good: the tamper guard's snapshot
         # then contains them and a restore() during a cell never fights IPython's BuiltinTrap.
         shell.builtin_trap.__enter__()
         # Warm IPython's code paths (compiler, AST transforms) without touching the user namespace.
@@ -278,9 +277,8 @@ class Runtime:
         else:
             sys.path.insert(0, "")
         sys.argv = [""]
-        integrity.protect()
         runtime.builtins = dict(vars(builtins))
-        runtime.guard = Guard(shell, exercise)
+        runtime.guard = protect(Guard(shell, exercise))
         import gc
 
         gc.collect()

@@ -1,7 +1,10 @@
 """Child side: undo what a submission did to the machinery a test cell relies on (in-process guard).
 
-Runs in the child, before each test cell. It is a best effort inside the student's own process:
-the trusted grading does not rely on it for verdicts.
+The one tamper-resistance mechanism of the grading: a snapshot taken in the worker before any student code
+runs, restored before each test cell that runs in the copy's kernel (an instructor's plain test cell under
+``autograder grade``, every test cell under ``autograder verifier``) and again when ``check`` starts. It is
+a best effort inside the student's own process: the trusted grading does not rely on it for verdicts (test
+cells of ``check(...)`` calls are decided by the trusted checker, outside the copy's process).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import sys
 import time
 from typing import Any
 
-_GUARDED_MODULE_PREFIXES = ("IPython", "traitlets", "matplotlib_inline", "ipykernel.compiler")
+_GUARDED_MODULE_PREFIXES = ("IPython", "traitlets", "matplotlib_inline", "ipykernel.compiler", "autograder")
 _GUARDED_MODULES = (
-    "os", "posix", "posixpath", "signal", "json", "json.encoder", "json.decoder", "struct", "io", "gc",
-    "threading", "ast", "traceback", "linecache", "inspect", "functools", "operator", "copy", "re", "time",
-    "numbers", "codecs", "types", "numpy", "resource", "mmap",
+    "builtins", "os", "posix", "posixpath", "signal", "json", "json.encoder", "json.decoder", "struct", "io",
+    "gc", "threading", "ast", "traceback", "linecache", "inspect", "functools", "operator", "copy", "re", "time",
+    "numbers", "codecs", "types", "numpy", "resource", "mmap", "math", "warnings", "contextlib",
+    # torch and the helpers checkers compare with
+    "torch", "torch.testing", "torch.autograd", "torch.autograd.functional", "torch.autograd.graph",
+    "torch.optim", "torch.optim.optimizer", "torch.linalg", "torch.nn.functional",
 )  # fmt: skip
 _SHELL_STATE_KEYS = {"_trait_values", "_trait_notifiers", "_trait_validators", "_cross_validation_lock"}
 _MACHINERY = {
@@ -29,11 +35,12 @@ _SYS_HOOKS = ("stdout", "stderr", "stdin", "displayhook", "excepthook", "breakpo
 class Guard:
     """Undo what a submission did to the machinery a test cell relies on.
 
-    ``autograder.grading.integrity`` restores builtins, torch and the autograder package; this adds
-    the IPython shell (methods, hooks, AST and input transformers, event callbacks, custom exception
-    handlers), the ``sys`` hooks, trace and profile functions, signal handlers and timers, the
-    standard modules the grader uses, ``sys.modules`` entries, the registry of exercises, and the
-    names a test cell reads (``check``, ``hint``, ``torch``... and shadowed builtins).
+    It restores builtins, torch, the autograder package and the standard modules the grader uses (every
+    changed, added or deleted attribute of their dictionaries and of the classes they define), the IPython
+    shell (methods, hooks, AST and input transformers, event callbacks, custom exception handlers), the
+    ``sys`` hooks, trace and profile functions, signal handlers and timers, ``sys.modules`` entries, the
+    registry of exercises, and the names a test cell reads (``check``, ``hint``, ``torch``... and shadowed
+    builtins).
     """
 
     def __init__(self, shell: Any, exercise_module: Any):
@@ -49,6 +56,10 @@ class Guard:
             for value in list(vars(module).values()):
                 if isinstance(value, type) and value.__module__ == name:
                     self.modules.append((value, dict(vars(value))))
+        import torch
+
+        for cls in (torch.Tensor, torch.optim.Optimizer, torch.optim.SGD):  # defined in private modules
+            self.modules.append((cls, dict(vars(cls))))
         self.objects: list[tuple[Any, dict[str, Any], dict[str, Any]]] = []
         for obj in self._components():
             traits = dict(getattr(obj, "_trait_values", {}))
@@ -108,8 +119,6 @@ class Guard:
         import gc
         import threading
 
-        from autograder.grading import integrity
-
         sys.settrace(None)
         sys.setprofile(None)
         threading.settrace(None)  # type: ignore[arg-type]
@@ -135,8 +144,7 @@ class Guard:
         for name, module in self.sys_modules.items():
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
-        for target, saved in self.modules:
-            restore_namespace(target, saved)
+        self.restore_modules()
         for obj, saved, traits, notifiers in self.objects:
             _restore_instance(obj, saved, traits)
             if notifiers is not None:
@@ -149,7 +157,6 @@ class Guard:
                 del callbacks[name]
         for name, funcs in self.callbacks.items():
             callbacks[name] = list(funcs)
-        integrity.restore()
         registry = self.exercise_module._REGISTRY
         registry.clear()
         registry.update(self.registry)
@@ -162,6 +169,11 @@ class Guard:
                 if name != "hints_shown" and current.get(name) is not attr:
                     current[name] = attr
         self._restore_names(source, genuine)
+
+    def restore_modules(self) -> None:
+        """Put back the snapshot of the modules and classes (what ``check`` does first, see ``restore``)."""
+        for target, saved in self.modules:
+            restore_namespace(target, saved)
 
     def _restore_names(self, source: str, genuine: dict[str, Any]) -> None:
         import ast
@@ -242,3 +254,27 @@ def _copy_notifiers(obj: Any) -> dict[str, dict[str, list[Any]]] | None:
 
 
 _MISSING = object()
+
+
+def _guard_functions() -> tuple[Any, Any]:
+    """``protect`` and ``restore`` keep the guard in a closure, not in a module global that student code
+    (or the restore itself, which restores this module's dictionary) could reset."""
+    box: list[Guard] = []
+    restore_modules = Guard.restore_modules
+
+    def protect(guard: Guard) -> Guard:
+        """Keep the worker's guard (once per process, before any student code runs)."""
+        if not box:
+            box.append(guard)
+        return box[0]
+
+    def restore() -> None:
+        """Under grading, restore the modules' snapshot (``Exercise.check`` calls it before anything else);
+        in a student's own kernel there is no snapshot and nothing to do."""
+        if box:
+            restore_modules(box[0])
+
+    return protect, restore
+
+
+protect, restore = _guard_functions()
