@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import tempfile
 import warnings
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import SAWarning
 
-from autograder.grading import cgroups, class_report, mistakes, report
+from autograder.grading import cgroups
 from autograder.grading.executor import ExecutionLimits, WorkerPool
-from autograder.grading.intake import IntakeError, collect
-from autograder.grading.pipeline import Grader, Outcome
 from autograder.grading.sandbox import isolation_status
 from autograder.typography import french_spacing
+
+if TYPE_CHECKING:  # nbformat, nbgrader and the intake take 2 s to import: `grade` starts its workers first
+    from autograder.grading.pipeline import Outcome
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -47,9 +47,6 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
     console = _FrenchConsole(stderr=False)
     errors = _FrenchConsole(stderr=True)
     logging.getLogger("autograder.grading").setLevel(logging.ERROR)
-    # Re-grading makes nbgrader's gradebook API emit SQLAlchemy autoflush warnings about rows it replaces;
-    # the scores are unaffected (tests/test_grade_command.py::test_regrading_is_idempotent).
-    warnings.filterwarnings("ignore", category=SAWarning)
     assignment = args.assignment
     if not (root / "source" / assignment).is_dir():
         known = ", ".join(sorted(p.name for p in (root / "source").iterdir() if p.is_dir()))
@@ -78,6 +75,24 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
             "« Chaque copie seule »)."
         )
     limits = _limits(cell_timeout=args.limite_cellule, notebook_timeout=args.limite_notebook, memory_mb=args.memoire)
+    workers = args.processus or os.cpu_count() or 1
+    # The warm workers start now: their preloading (PyTorch) overlaps the imports and the intake below.
+    with WorkerPool(workers, limits, isolated=isolated, trusted=True) as pool:
+        return _grade(args, root, assignment, console, errors, pool)
+
+
+def _grade(
+    args: argparse.Namespace, root: Path, assignment: str, console: Console, errors: Console, pool: WorkerPool
+) -> int:
+    from sqlalchemy.exc import SAWarning
+
+    from autograder.grading import mistakes, report
+    from autograder.grading.intake import IntakeError, collect
+    from autograder.grading.pipeline import Grader
+
+    # Re-grading makes nbgrader's gradebook API emit SQLAlchemy autoflush warnings about rows it replaces;
+    # the scores are unaffected (tests/test_grade_command.py::test_regrading_is_idempotent).
+    warnings.filterwarnings("ignore", category=SAWarning)
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
         try:
             submissions = collect(Path(args.submissions), assignment, Path(scratch), args.liste)
@@ -87,7 +102,7 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
         if not submissions:
             errors.print(f"autograder : erreur : aucune copie trouvée dans {args.submissions}.")
             return 2
-        grader = Grader(root, assignment, workers=args.processus, isolated=isolated, limits=limits)
+        grader = Grader(root, assignment, workers=pool.size, isolated=pool.isolated, limits=pool.limits)
         catalogue = mistakes.catalogue_in_background(assignment)  # for the class report, while grading
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -111,8 +126,13 @@ def grade_command(args: argparse.Namespace, root: Path) -> int:
 
             # Each graded copy's feedback page is written while the next copies are graded.
             outcomes = grader.grade(
-                submissions, on_done=done, feedback=not args.sans_retours, on_page=page_done if pages else None
+                submissions,
+                on_done=done,
+                feedback=not args.sans_retours,
+                on_page=page_done if pages else None,
+                pool=pool,
             )
+            pool.close()  # its workers are done: the reports below have the machine
             if pages is not None:
                 progress.update(pages, total=len(grader.pages), completed=len(grader.pages))
     grades_dir = root / "grades"
@@ -159,6 +179,8 @@ def _class_report(
     catalogue: Future[dict[str, dict[str, Any]]],
 ) -> None:
     """The mistakes CSV and the class report after a grading; a failure here never loses the grades."""
+    from autograder.grading import class_report, mistakes, report
+
     try:
         names, points = _gradebook_facts(root, assignment)
         questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids}, catalogue.result())
@@ -174,6 +196,8 @@ def _class_report(
 
 def report_command(args: argparse.Namespace, root: Path) -> int:
     """`autograder rapport`: rebuild the class report from the gradebook and the mistakes CSV, without grading."""
+    from autograder.grading import class_report, mistakes, report
+
     console = _FrenchConsole(stderr=False)
     errors = _FrenchConsole(stderr=True)
     assignment = args.assignment
@@ -195,6 +219,7 @@ def report_command(args: argparse.Namespace, root: Path) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     """Run a notebook as the grader would (visible tests only) and report each graded cell."""
+    import nbformat
     from nbgrader.utils import determine_grade
 
     path: Path = args.notebook

@@ -31,13 +31,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from autograder.grading import cgroups as cgroup_limits
 from autograder.grading import check_cells, messages, protocol, sandbox
 from autograder.grading.worker import BOOT
+
+if TYPE_CHECKING:  # nbformat (1,3 s to import) is imported when a result is built: the workers start first
+    import nbformat
 from autograder.verdict import NOT_A_CHECK
 
 STATUSES = ("ok", "cell_timeout", "notebook_timeout", "crashed", "killed")
@@ -106,6 +107,12 @@ class _Job:
     name: str
     files: Mapping[str, bytes]
     future: concurrent.futures.Future
+
+
+def _from_dict(data: dict[str, Any]) -> nbformat.NotebookNode:
+    from nbformat import from_dict
+
+    return from_dict(data)
 
 
 def executable_cells(nb: nbformat.NotebookNode, *, trusted: bool = False) -> list[dict[str, Any]]:
@@ -331,7 +338,7 @@ def _cell_message(message: dict[str, Any], indices: set[int]) -> tuple[int, list
         raise _Untrusted("sorties invalides")
     if not all(_valid_output(output) for output in outputs):
         raise _Untrusted("sortie non conforme au format `nbformat`")
-    return index, [nbformat.from_dict(output) for output in outputs], count
+    return index, [_from_dict(output) for output in outputs], count
 
 
 def _valid_output(output: Any) -> bool:
@@ -675,10 +682,10 @@ class WorkerPool:
         if missing:
             first, rest = missing[0], missing[1:]
             evalue = f"{detail[0].upper()}{detail[1:]} pendant cette cellule."
-            nb.cells[first].outputs = [nbformat.from_dict(messages.error_output("DeadKernelError", evalue))]
+            nb.cells[first].outputs = [_from_dict(messages.error_output("DeadKernelError", evalue))]
             for index in rest:
                 nb.cells[index].outputs = [
-                    nbformat.from_dict(messages.not_executed_output("le processus de correction s'est arrêté."))
+                    _from_dict(messages.not_executed_output("le processus de correction s'est arrêté."))
                 ]
         result = ExecutionResult(nb, status, detail, time.monotonic() - started)
         trusted.finish(result)
@@ -709,7 +716,7 @@ class WorkerPool:
                 cell.outputs = []
                 cell.execution_count = None
         for cell in executable_cells(nb):
-            nb.cells[cell["i"]].outputs = [nbformat.from_dict(messages.not_executed_output(message))]
+            nb.cells[cell["i"]].outputs = [_from_dict(messages.not_executed_output(message))]
         return ExecutionResult(nb, status, message, duration)
 
 
@@ -816,7 +823,7 @@ class _TrustedCells:
                 decided = check_cells.undecided_result(checks[0].exercise_id, self._points(index), code, message)
                 if errors:
                     decided["outputs"] = [dict(o) for o in errors]
-            cell.outputs = [nbformat.from_dict(o) for o in check_cells.verdict_outputs(decided)]
+            cell.outputs = [_from_dict(o) for o in check_cells.verdict_outputs(decided)]
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") or checks[0].exercise_id
             result.verdicts[grade_id] = decided["verdict"]
         for index, grade_id in self.plain.items():  # scored by nbgrader from the kernel's outputs

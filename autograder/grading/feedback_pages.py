@@ -35,7 +35,7 @@ class FeedbackPages:
         self._assignment = assignment
         self._pending: dict[str, Future[str | None]] = {}
         self._on_page = on_page  # called with the student's id when a page is done (or failed)
-        # Start the processes now: importing nbgrader overlaps with the start of the grading workers.
+        # Start the processes now: importing nbgrader overlaps with the grading.
         for _ in range(processes):
             self._pool.submit(_warm_up, self._root, self._assignment)
 

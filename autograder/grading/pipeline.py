@@ -15,7 +15,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest.mock import patch
 
@@ -277,9 +277,11 @@ class Grader:
         on_done: Callable[[Outcome], None] | None = None,
         feedback: bool = False,
         on_page: Callable[[str], None] | None = None,
+        pool: WorkerPool | None = None,
     ) -> list[Outcome]:
         """Grade every submission; ``feedback``: also write each graded student's HTML page, while the
-        next copies are graded (``self.pages`` then lists them; ``on_page`` is told of each)."""
+        next copies are graded (``self.pages`` then lists them; ``on_page`` is told of each). ``pool``: warm
+        workers already started by the caller (who closes them), else the batch starts its own."""
         release = nbformat.read(self._release_notebook(), as_version=4)
         outcomes: list[Outcome] = []
         gradable = []
@@ -307,7 +309,7 @@ class Grader:
                 with (
                     faster_nbgrader(),
                     patch.object(nbgrader_utils, "setenv", _environment_left_alone),
-                    WorkerPool(self.workers, self.limits, isolated=self.isolated, trusted=self.trusted) as pool,
+                    nullcontext(pool) if pool is not None else self._new_pool() as pool,
                     ThreadPoolExecutor(max_workers=2 * self.workers) as threads,
                 ):
                     futures = [threads.submit(self._autograde, pool, sub) for sub in gradable]
@@ -328,6 +330,9 @@ class Grader:
         if feedback:
             self.pages = self._pages(outcomes, failures)
         return sorted(outcomes, key=lambda o: (o.submission.student_id == "", o.submission.student_id))
+
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(self.workers, self.limits, isolated=self.isolated, trusted=self.trusted)
 
     def _assignment_files(self) -> dict[str, bytes]:
         """Non-notebook files of source/<assignment>/ (data, helper modules), keyed by relative path."""
