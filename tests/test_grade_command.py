@@ -203,7 +203,7 @@ def graded(tmp_path_factory):
         pytest.skip(f"bubblewrap indisponible : {reason}")
     # A generous cell limit: on a loaded machine an honest cell (200 000 lines printed) must not reach it. A copy's
     # memory capped at 1 Gio: the memory bomb fails with MemoryError after touching 1 Gio, not 4, so that it stays far
-    # from the cell limit on a loaded machine too (regrading must give the same CSV, status included).
+    # from the cell limit on a loaded machine too (grading again must give the same CSV, status included).
     args = [AUTOGRADER, "grade", ASSIGNMENT, str(copies), "--liste", str(roster), "--limite-cellule", "10"]
     args += ["--memoire", "1024"]
     run = subprocess.run(args, cwd=course, env=kernel_env(), capture_output=True, text=True, timeout=900)
