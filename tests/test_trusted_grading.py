@@ -128,8 +128,7 @@ def essai_graded(tmp_path_factory):
     os.environ.update(ENV)  # the checker processes inherit the host's environment
     try:
         grader = Grader(course, essai.ASSIGNMENT, workers=2, limits=ExecutionLimits(cell_timeout=5))
-        outcomes = grader.grade(collect(copies, essai.ASSIGNMENT, tmp_path_factory.mktemp("travail")))
-        grader.feedback(outcomes)
+        outcomes = grader.grade(collect(copies, essai.ASSIGNMENT, tmp_path_factory.mktemp("travail")), feedback=True)
     finally:
         for name, value in saved.items():
             if value is None:

@@ -17,12 +17,11 @@ from typing import Any
 FEEDBACK_CHUNK = 8  # below this many pages per process, starting another process costs more than it saves
 
 
-def feedback_processes(workers: int, pages: int, *, while_grading: bool = False) -> int:
-    """How many processes write ``pages`` pages beside ``workers`` grading workers. While grading, a page
-    (about 0,2 s) is written faster than a copy is graded (about 0,35 s per worker): one process per two
-    workers keeps up, and leaves the cores to the grading."""
-    share = max(1, workers // 2) if while_grading else workers
-    return max(1, min(share, pages // FEEDBACK_CHUNK + 1))
+def feedback_processes(workers: int, pages: int) -> int:
+    """How many processes write ``pages`` pages beside ``workers`` grading workers: a page (about 0,12 s) is
+    written faster than a copy is graded (about 0,35 s per worker), so one process per two workers keeps up
+    and leaves the cores to the grading."""
+    return max(1, min(workers // 2, pages // FEEDBACK_CHUNK + 1))
 
 
 class FeedbackPages:
@@ -48,28 +47,18 @@ class FeedbackPages:
     def finish(self) -> dict[str, str]:
         """Wait for every page; the students whose page could not be written, with the reason."""
         failures: dict[str, str] = {}
-        try:
-            for student, future in self._pending.items():
-                try:
-                    problem = future.result()
-                except Exception as error:  # noqa: BLE001 - a process of the pool died: that page is missing
-                    problem = f"{type(error).__name__} : {error}"
-                if problem is not None:
-                    failures[student] = problem
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for student, future in self._pending.items():
+            try:
+                problem = future.result()
+            except Exception as error:  # noqa: BLE001 - a process of the pool died: that page is missing
+                problem = f"{type(error).__name__} : {error}"
+            if problem is not None:
+                failures[student] = problem
         return failures
 
     def close(self) -> None:
+        """Stop the processes (the pages not written yet are dropped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def write_pages(root: Path, assignment: str, students: list[str], workers: int) -> dict[str, str]:
-    """Write the pages of ``students`` (already graded); the failures, by student."""
-    pages = FeedbackPages(root, assignment, feedback_processes(workers, len(students)))
-    for student in students:
-        pages.add(student)
-    return pages.finish()
 
 
 # -- in the pool's processes ---------------------------------------------------------------------------
@@ -79,25 +68,23 @@ _converters: dict[tuple[str, str], Any] = {}
 def _converter(root: str, assignment: str) -> Any:
     key = (root, assignment)
     if key not in _converters:
+        from nbconvert.writers import FilesWriter
         from nbgrader.converters import GenerateFeedback
         from nbgrader.coursedir import CourseDirectory
 
         from autograder.grading.nbgrader_speedups import faster_nbgrader
-        from autograder.grading.pipeline import load_course_config
+        from autograder.grading.pipeline import NBGRADER_LOG, load_course_config
 
         class OneExporterFeedback(GenerateFeedback):
             """nbgrader's GenerateFeedback, building its writer and HTML exporter once."""
 
             def start(self) -> None:
                 self.init_notebooks()
-                if getattr(self, "_built", None) is None:
-                    from nbconvert.writers import FilesWriter
-
+                if not self.trait_has_value("exporter"):
                     self.writer = FilesWriter(parent=self, config=self.config)
                     self.exporter = self.exporter_class(parent=self, config=self.config)
                     for preprocessor in self.preprocessors:
                         self.exporter.register_preprocessor(preprocessor)
-                    self._built = True
                 current = os.getcwd()
                 os.chdir(self.coursedir.root)
                 try:
@@ -110,8 +97,6 @@ def _converter(root: str, assignment: str) -> Any:
         config = load_course_config(Path(root))
         coursedir = CourseDirectory(config=config)
         coursedir.assignment_id = assignment
-        from autograder.grading.pipeline import NBGRADER_LOG
-
         _converters[key] = OneExporterFeedback(coursedir=coursedir, config=config, log=NBGRADER_LOG)
         _converters[key].force = True
     return _converters[key]

@@ -41,7 +41,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.grading.executor import ExecutionLimits, ExecutionResult, WorkerPool
-from autograder.grading.feedback_pages import FeedbackPages, feedback_processes, write_pages
+from autograder.grading.feedback_pages import FeedbackPages, feedback_processes
 from autograder.grading.intake import TAMPERED, Submission
 from autograder.grading.nbgrader_speedups import faster_nbgrader
 from autograder.grading.outcome import ABSENT, GRADED, GRADED_PARTIAL, NOT_GRADED, Outcome
@@ -301,7 +301,7 @@ class Grader:
             gradable.append(sub)
         pages = None
         if feedback and gradable:
-            processes = feedback_processes(self.workers, len(gradable), while_grading=True)
+            processes = feedback_processes(self.workers, len(gradable))
             pages = FeedbackPages(self.root, self.assignment, processes, on_page)
         failures: dict[str, str] = {}
         try:
@@ -380,13 +380,8 @@ class Grader:
                             # a plain test cell: nbgrader's own score
                             verdict.points = float(grade.score)
 
-    def feedback(self, outcomes: list[Outcome]) -> dict[str, Path]:
-        """French HTML feedback (hidden tests removed) for every graded student, in parallel processes."""
-        students = [o.submission.student_id for o in outcomes if o.graded]
-        failures = write_pages(self.root, self.assignment, students, self.workers) if students else {}
-        return self._pages(outcomes, failures)
-
     def _pages(self, outcomes: list[Outcome], failures: dict[str, str]) -> dict[str, Path]:
+        """The feedback page of every graded student, and a French note for those whose page failed."""
         pages = {}
         for outcome in outcomes:
             student = outcome.submission.student_id
