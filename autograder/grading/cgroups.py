@@ -176,9 +176,7 @@ class PoolCgroups:
 
     def close(self) -> None:
         for root in self.roots.values():
-            for child in sorted(root.glob("copie-*")) if root.exists() else []:
-                _remove(child)
-            _remove(root)
+            _remove_pool_folder(root)
 
 
 _POOL_NAME = re.compile(r"autograder-(\d+)-\d+")
@@ -198,12 +196,14 @@ def sweep_stale(hierarchy: Hierarchy) -> list[Path]:
             match = _POOL_NAME.fullmatch(folder.name)
             if match is None or not folder.is_dir() or _alive(int(match.group(1))):
                 continue
-            for child in sorted(folder.glob("copie-*")):
-                if _remove(child):
-                    removed.append(child)
-            if _remove(folder):
-                removed.append(folder)
+            removed += _remove_pool_folder(folder)
     return removed
+
+
+def _remove_pool_folder(folder: Path) -> list[Path]:
+    """Remove a pool's folder and its copies' cgroups (those still holding a process stay); what was removed."""
+    removed = [child for child in sorted(folder.glob("copie-*")) if _remove(child)]
+    return removed + [folder] if _remove(folder) else removed
 
 
 def _alive(pid: int) -> bool:
