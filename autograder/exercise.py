@@ -150,6 +150,20 @@ def all_exercises() -> list[Exercise]:
     return list(_REGISTRY.values())
 
 
+def catalogue() -> dict[str, dict[str, Any]]:
+    """Every exercise as plain data (JSON-ready): id -> assignment, title, mistakes, section. The trusted checker
+    sends it to the host, which does not import torch, for the class report."""
+    return {
+        e.id: {
+            "assignment": e.assignment,
+            "title": e.title,
+            "mistakes": dict(e.mistakes),
+            "section": list(e.section) if e.section else None,
+        }
+        for e in all_exercises()
+    }
+
+
 def get_exercise(exercise_id: str) -> Exercise:
     _load_all()
     try:

@@ -318,6 +318,30 @@ def test_feedback_figures_have_a_french_alt_text(graded):
     assert "No description has been provided" not in text
 
 
+def test_feedback_pages_are_exactly_those_of_nbgraders_generate_feedback(graded, tmp_path):
+    """The feedback processes keep the release's rendered text from one page to the next and read a copy's grades
+    in one query: every page must still be, byte for byte, the one nbgrader's own GenerateFeedback writes (its
+    GetGrades, a new exporter for each page)."""
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.grading.pipeline import load_course_config
+
+    course = tmp_path / "cours"
+    shutil.copytree(graded["course"], course, ignore=shutil.ignore_patterns("feedback"))
+    config = load_course_config(course)
+    students = sorted(p.name for p in (graded["course"] / "feedback").iterdir())
+    assert len(students) >= 15
+    for student in students:
+        coursedir = CourseDirectory(config=config)
+        coursedir.assignment_id = ASSIGNMENT
+        coursedir.student_id = student
+        GenerateFeedback(coursedir=coursedir, config=config).start()
+        page = Path(student) / ASSIGNMENT / f"{ASSIGNMENT}.html"
+        ours = (graded["course"] / "feedback" / page).read_text(encoding="utf-8")
+        assert ours == (course / "feedback" / page).read_text(encoding="utf-8"), student
+
+
 def test_moodle_csv(graded):
     rows = list(csv.DictReader((graded["course"] / "grades" / f"{ASSIGNMENT}_moodle.csv").open(encoding="utf-8")))
     reference = next(r for r in rows if r["Identifiant"] == "reference")

@@ -13,10 +13,15 @@ This module only imports the standard library: the host does not import torch.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
+import select
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -88,31 +93,77 @@ class CheckerError(RuntimeError):
     """The trusted checker process failed (a bug of ours): the cell cannot be decided."""
 
 
-class CheckerProcess:
-    """One trusted checker process (outside every sandbox), serving one pool worker."""
+class CheckerZygote:
+    """The process the checkers are forked from (``checker.main``), outside every sandbox; one per pool."""
 
     def __init__(self, log: IO[bytes]):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from autograder.grading.checker import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
-        self.outbox = Connection(os.dup(self.process.stdin.fileno()), readable=False)
-        self.inbox = Connection(os.dup(self.process.stdout.fileno()), writable=False)
-        self.process.stdin.close()
-        self.process.stdout.close()
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from autograder.grading.checker import main; main()"],
+                stdin=theirs.fileno(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        self._lock = threading.Lock()
+
+    def spawn(self) -> CheckerProcess:
+        """A new checker; it is forked once the zygote is warm, and ready when it says so (``wait_ready``)."""
+        checker_reads, host_writes = os.pipe()
+        host_reads, checker_writes = os.pipe()
+        try:
+            with self._lock:
+                socket.send_fds(self.control, [b"c"], [checker_reads, checker_writes])
+        except OSError as error:
+            for fd in (checker_reads, host_writes, host_reads, checker_writes):
+                os.close(fd)
+            raise CheckerError(f"the checkers' zygote is gone ({error})") from None
+        os.close(checker_reads)
+        os.close(checker_writes)
+        return CheckerProcess(self, Connection(host_writes, readable=False), Connection(host_reads, writable=False))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        self.control.close()  # end of file: the zygote exits (its checkers end with their own channels)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class CheckerProcess:
+    """One trusted checker (forked by the zygote), serving one pool worker."""
+
+    def __init__(self, zygote: CheckerZygote, outbox: Connection, inbox: Connection):
+        self.zygote = zygote
+        self.outbox = outbox
+        self.inbox = inbox
         self._ready = False
+        self.pid: int | None = None  # once ready (the zygote's child, not ours)
+        self._pidfd: int | None = None  # to know when it ends and to stop it
+        self.catalogue: dict[str, Any] | None = None  # every exercise as plain data, sent once ready
 
     def wait_ready(self, deadline: float) -> None:
         if self._ready:
             return
         message = self._receive(deadline)
-        if message[:1] != b"J" or json.loads(message[1:]).get("t") != "ready":
+        ready = json.loads(message[1:]) if message[:1] == b"J" else None
+        if not isinstance(ready, dict) or ready.get("t") != "ready":
             raise CheckerError("checker did not start")
+        self.catalogue = ready.get("catalogue") if isinstance(ready.get("catalogue"), dict) else None
+        pid = ready.get("pid")
+        if type(pid) is int and pid > 0:
+            self.pid = pid
+            try:
+                self._pidfd = os.pidfd_open(pid)
+            except OSError:  # already gone (its channel says so at the next message), or no pidfd on this kernel
+                self._pidfd = None
         self._ready = True
 
     def _receive(self, deadline: float) -> bytes:
@@ -157,7 +208,9 @@ class CheckerProcess:
                 raise CheckerError(f"checker channel closed ({error})") from None
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self._pidfd is not None:
+            return not select.select([self._pidfd], [], [], 0)[0]  # a pidfd is readable once its process ends
+        return self.zygote.alive()
 
     def close(self) -> None:
         for connection in (self.outbox, self.inbox):
@@ -165,11 +218,12 @@ class CheckerProcess:
                 connection.close()
             except OSError:
                 pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self._pidfd is not None:  # it ends at end of file; a checker stuck in a computation is stopped
+            if select.select([self._pidfd], [], [], 10)[0] == []:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 # -- outputs the host writes for a decided cell ---------------------------------------------------------------

@@ -8,8 +8,8 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder.grading import cgroups
 from autograder.grading.executor import ExecutionLimits, WorkerPool
+from autograder.grading.lean_imports import skip_unused_imports
 from autograder.grading.sandbox import isolation_status
 from autograder.typography import french_spacing
 
@@ -44,6 +45,7 @@ def _say(text: str, file: Any = None) -> None:
 
 
 def grade_command(args: argparse.Namespace, root: Path) -> int:
+    skip_unused_imports()
     console = _FrenchConsole(stderr=False)
     errors = _FrenchConsole(stderr=True)
     logging.getLogger("autograder.grading").setLevel(logging.ERROR)
@@ -86,7 +88,7 @@ def _grade(
 ) -> int:
     from sqlalchemy.exc import SAWarning
 
-    from autograder.grading import mistakes, report
+    from autograder.grading import report, report_page
     from autograder.grading.intake import IntakeError, collect
     from autograder.grading.pipeline import Grader
 
@@ -103,7 +105,6 @@ def _grade(
             errors.print(f"autograder : erreur : aucune copie trouvée dans {args.submissions}.")
             return 2
         grader = Grader(root, assignment, workers=pool.size, isolated=pool.isolated, limits=pool.limits)
-        catalogue = mistakes.catalogue_in_background(assignment)  # for the class report, while grading
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -116,6 +117,10 @@ def _grade(
 
             def done(outcome: Outcome) -> None:
                 progress.update(task, advance=1, last=outcome.submission.student_id)
+                if outcome.graded and report_warm_up.ident is None:  # the workers are warm: the cores are free
+                    report_warm_up.start()
+
+            report_warm_up = threading.Thread(target=report_page.warm_up, name="autograder-report", daemon=True)
 
             pages = None
             if not args.sans_retours:
@@ -144,7 +149,7 @@ def _grade(
     console.print(f"Notes : {csv_path.relative_to(root)} · Moodle : {moodle_path.relative_to(root)}")
     if not args.sans_retours:
         console.print(f"Retours HTML : feedback/<étudiant·e>/{assignment}/{assignment}.html")
-    _class_report(console, errors, root, assignment, outcomes, grader.grade_ids(), catalogue)
+    _class_report(console, errors, root, assignment, outcomes, grader.grade_ids(), pool.catalogue)
     return 0
 
 
@@ -176,14 +181,15 @@ def _class_report(
     assignment: str,
     outcomes: list[Outcome],
     grade_ids: list[str],
-    catalogue: Future[dict[str, dict[str, Any]]],
+    exercises: dict[str, dict[str, Any]] | None,
 ) -> None:
     """The mistakes CSV and the class report after a grading; a failure here never loses the grades."""
     from autograder.grading import class_report, mistakes, report
 
     try:
         names, points = _gradebook_facts(root, assignment)
-        questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids}, catalogue.result())
+        catalogue = mistakes.catalogue_of(assignment, exercises)  # from the trusted checker when it ran
+        questions = mistakes.questions_of(assignment, {g: points.get(g, 0.0) for g in grade_ids}, catalogue)
         records = mistakes.records_of(outcomes, questions)
         grades_dir = root / "grades"
         mistakes.write_csv(class_report.paths(grades_dir, assignment)["erreurs"], records, questions)

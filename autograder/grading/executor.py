@@ -201,7 +201,7 @@ class _WorkerProcess:
             readable, _, _ = select.select([self.stdout], [], [], remaining)
             if not readable:
                 return None
-            data = os.read(self.stdout, 1 << 20)
+            data = os.read(self.stdout, 1 << 16)  # below malloc's mmap threshold: one small read stays cheap
             if not data:
                 return None
             self.received += len(data)
@@ -443,6 +443,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._workers: dict[int, _WorkerProcess] = {}
         self._checkers: dict[int, check_cells.CheckerProcess] = {}
+        self._zygote: check_cells.CheckerZygote | None = None
+        self._zygote_lock = threading.Lock()
+        if trusted:  # warms up (torch, the exercises) while the workers do
+            self._zygote = check_cells.CheckerZygote(tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir))
+        # Every exercise as plain data, from the first checker ready (the class report's catalogue).
+        self.catalogue: dict[str, Any] | None = None
         self.stats: list[dict[str, Any]] = []  # per-worker start-up measures (for benchmarks)
         self._threads = [
             threading.Thread(target=self._serve, args=(number,), name=f"autograder-worker-{number}", daemon=True)
@@ -489,6 +495,8 @@ class WorkerPool:
                     worker.send_kill()
         for thread in self._threads:
             thread.join()
+        if self._zygote is not None:
+            self._zygote.close()
         if self.cgroups is not None:
             for group in self._dying:
                 group.kill()
@@ -579,8 +587,13 @@ class WorkerPool:
         return worker, None
 
     def _start_checker(self) -> check_cells.CheckerProcess:
-        log = tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir)
-        return check_cells.CheckerProcess(log)
+        with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = check_cells.CheckerZygote(tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir))
+            zygote = self._zygote
+        return zygote.spawn()
 
     def _checker(self, number: int) -> check_cells.CheckerProcess:
         checker = self._checkers.get(number)
@@ -607,7 +620,9 @@ class WorkerPool:
         files = {path: base64.b64encode(bytes(data)).decode("ascii") for path, data in job.files.items()}
         if any(cell.get("serve") for cell in cells):
             try:  # before the copy starts: a check cell's time limit must not pay the checker's start-up
-                self._checker(number).wait_ready(started + START_TIMEOUT)
+                checker = self._checker(number)
+                checker.wait_ready(started + START_TIMEOUT)
+                self.catalogue = self.catalogue or checker.catalogue
             except check_cells.CheckerError:
                 self._checkers.pop(number).close()
         worker.received = 0

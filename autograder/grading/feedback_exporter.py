@@ -1,20 +1,45 @@
-"""The HTML exporter of the feedback pages: nbconvert's ``HTMLExporter`` without its BeautifulSoup pass.
+"""The HTML exporter of the feedback pages: nbconvert's ``HTMLExporter`` without its BeautifulSoup pass, and
+with the release's text rendered once per process.
 
 After rendering, ``HTMLExporter`` parses the whole page again with BeautifulSoup to add an English alt text
 to images that lack one and ``tabindex`` to the JupyterLab template's cells. The feedback template
 (``feedback_fr``, based on the classic template) has no JupyterLab cells, and gives its figures a French alt
 text itself; the pass cost about a third of the time of each page (``benchmarks/grading.py``).
+
+Most cells of a copy are the release's, the same in every copy of the class: their Markdown and their
+highlighted code are kept (pure functions of the cell's text), so only what a student wrote is rendered.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+from jinja2 import pass_context
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbformat import NotebookNode
 from traitlets import Bool
+
+CACHED_TEXT = 64 * 1024  # longer texts (a student's pasted data, say) are rendered each time, not kept
+
+
+class _KeptHighlight(Highlight2HTML):
+    """nbconvert's code highlighting, kept per (source, language): pygments takes a millisecond per cell."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._kept = lru_cache(maxsize=4096)(self._highlight)
+
+    def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
+        magics = metadata.get("magics_language") if metadata else None  # the only key pygments reads
+        if len(source) > CACHED_TEXT or not isinstance(magics, (str, type(None))):
+            return super().__call__(source, language, metadata)
+        return self._kept(source, language, magics)
+
+    def _highlight(self, source: str, language: str | None, magics: str | None) -> str:
+        return super().__call__(source, language, {"magics_language": magics} if magics else None)
 
 
 class FeedbackExporter(HTMLExporter):
@@ -22,14 +47,37 @@ class FeedbackExporter(HTMLExporter):
 
     optimistic_validation = Bool(True)  # validate the notebook once, after the preprocessors, not after each
 
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._markdown: dict[str, str] = {}
+        self._highlighters: dict[str | None, _KeptHighlight] = {}
+
+    @pass_context
+    def markdown2html(self, context: Any, source: str) -> str:
+        """nbconvert's Markdown filter, kept per source for the life of the exporter. A cell with attachments,
+        or pages that embed image files, depend on more than the source: those are rendered each time."""
+        if len(source) > CACHED_TEXT or self.embed_images or context.get("cell", {}).get("attachments"):
+            return HTMLExporter.markdown2html(self, context, source)
+        html = self._markdown.get(source)
+        if html is None:
+            if len(self._markdown) >= 4096:
+                self._markdown.clear()
+            html = self._markdown[source] = HTMLExporter.markdown2html(self, context, source)
+        return html
+
     def from_notebook_node(  # type: ignore[override]
         self, nb: NotebookNode, resources: dict[str, Any] | None = None, **kw: Any
     ) -> tuple[str, dict[str, Any]]:
         langinfo = nb.metadata.get("language_info", {})
         lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-        highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+        highlight_code = self.filters.get("highlight_code") or self._highlighter(lexer)
         resources = self._init_resources(resources)
         filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources)
         self.register_filter("highlight_code", highlight_code)
         self.register_filter("filter_data_type", filter_data_type)
         return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    def _highlighter(self, lexer: str | None) -> _KeptHighlight:
+        if lexer not in self._highlighters:
+            self._highlighters[lexer] = _KeptHighlight(pygments_lexer=lexer, parent=self)
+        return self._highlighters[lexer]

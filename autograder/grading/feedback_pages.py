@@ -68,10 +68,14 @@ _converters: dict[tuple[str, str], Any] = {}
 def _converter(root: str, assignment: str) -> Any:
     key = (root, assignment)
     if key not in _converters:
+        from autograder.grading.lean_imports import skip_unused_imports
+
+        skip_unused_imports()
         from nbconvert.writers import FilesWriter
         from nbgrader.converters import GenerateFeedback
         from nbgrader.coursedir import CourseDirectory
 
+        from autograder.grading.feedback_grades import at_once
         from autograder.grading.nbgrader_speedups import faster_nbgrader
         from autograder.grading.pipeline import NBGRADER_LOG, load_course_config
 
@@ -99,6 +103,7 @@ def _converter(root: str, assignment: str) -> Any:
         coursedir.assignment_id = assignment
         _converters[key] = OneExporterFeedback(coursedir=coursedir, config=config, log=NBGRADER_LOG)
         _converters[key].force = True
+        _converters[key].preprocessors = at_once(_converters[key].preprocessors)
     return _converters[key]
 
 

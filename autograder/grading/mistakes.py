@@ -13,9 +13,6 @@ it — and one row per copy-level problem; every cell is escaped against spreads
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,30 +88,23 @@ class CopyRecord:
         return sum(v.max_points for v in self.verdicts.values())
 
 
-def catalogue_of(assignment: str) -> dict[str, dict[str, Any]]:
-    """What the class report needs of each exercise of a TP, as plain data (grade id -> title, mistakes,
-    section). Importing the catalogue imports torch (about 2 s): ``autograder grade`` runs this in a
-    background process while it grades (``catalogue_in_background``)."""
-    from autograder.exercise import all_exercises
+def catalogue_of(assignment: str, every: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """What the class report needs of each exercise of a TP (grade id -> title, mistakes, section), from
+    ``every`` exercise as plain data (``autograder.exercise.catalogue()``). ``autograder grade`` has it from its
+    trusted checker, which imports the exercises anyway; else it is computed here (importing torch, about 2 s)."""
+    if every is None:
+        from autograder.exercise import catalogue
 
+        every = catalogue()
     return {
-        e.id: {
-            "title": e.title,
-            "mistakes": dict(e.mistakes),
-            "section": tuple(e.section) if e.section else None,
+        grade_id: {
+            "title": entry["title"],
+            "mistakes": dict(entry["mistakes"]),
+            "section": tuple(entry["section"]) if entry["section"] else None,
         }
-        for e in all_exercises()
-        if e.assignment == assignment
+        for grade_id, entry in every.items()
+        if entry["assignment"] == assignment
     }
-
-
-def catalogue_in_background(assignment: str) -> Future[dict[str, dict[str, Any]]]:
-    """``catalogue_of(assignment)``, computed by a low-priority process while the copies are graded."""
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-    pool = ProcessPoolExecutor(1, mp_context=context, initializer=os.nice, initargs=(10,))
-    future = pool.submit(catalogue_of, assignment)
-    future.add_done_callback(lambda _done: pool.shutdown(wait=False))
-    return future
 
 
 def questions_of(

@@ -299,10 +299,7 @@ class Grader:
             sub.notes.extend(tampered)
             sub.review.extend((TAMPERED, note) for note in tampered)
             gradable.append(sub)
-        pages = None
-        if feedback and gradable:
-            processes = feedback_processes(self.workers, len(gradable))
-            pages = FeedbackPages(self.root, self.assignment, processes, on_page)
+        pages: FeedbackPages | None = None  # started with the first graded copy: the workers are warm by then
         failures: dict[str, str] = {}
         try:
             if gradable:
@@ -317,7 +314,10 @@ class Grader:
                         outcome = future.result()
                         outcome.notes = list(outcome.submission.notes) + outcome.notes
                         outcomes.append(outcome)
-                        if pages is not None and outcome.graded:
+                        if feedback and outcome.graded:
+                            if pages is None:
+                                processes = feedback_processes(self.workers, len(gradable))
+                                pages = FeedbackPages(self.root, self.assignment, processes, on_page)
                             pages.add(outcome.submission.student_id)
                         if on_done:
                             on_done(outcome)
