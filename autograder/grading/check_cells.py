@@ -129,9 +129,11 @@ class CheckerZygote:
         return self.process.poll() is None
 
     def close(self) -> None:
-        self.control.close()  # end of file: the zygote exits (its checkers end with their own channels)
+        """Stop the zygote; its checkers end with their own channels. It holds nothing to save: a zygote still
+        warming up (a short batch) is not waited for."""
+        self.control.close()  # end of file: a warm zygote exits at once
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

@@ -3,10 +3,12 @@
 - ``jsonschema.validate(instance, schema)`` checks the schema itself against its meta-schema at every call;
   nbgrader validates every cell's metadata that way, twice per copy (about 0,1 s of the host's time per
   copy). Here one validator per schema is built, checked once and reused; the same errors are raised.
-- Each ``nbgrader.api.Gradebook(...)`` creates a SQLAlchemy engine, inspects the database and runs
-  ``create_all`` (about 10 of them per copy, 7 ms each). Here one engine per database URL is shared by the
-  batch (``NullPool``: every session still opens its own connection, so threads never wait on a pool), and
-  the tables are created at most once per URL.
+- Each ``nbgrader.api.Gradebook(...)`` creates a SQLAlchemy engine, inspects the database, runs
+  ``create_all`` and looks the course up, creating it when missing (about 10 of them per copy, 9 ms each).
+  Here one engine per database URL is shared by the batch (``NullPool``: every session still opens its own
+  connection, so threads never wait on a pool), the tables are created at most once per URL, and the course
+  is looked up once per URL (``check_course`` has no other caller than ``Gradebook.__init__``, which ignores
+  its result; nothing deletes a course during a batch).
 
 Applied only around a batch (``faster_nbgrader()``), in the process that runs it; nbgrader's own commands
 are untouched.
@@ -31,9 +33,11 @@ _lock = threading.Lock()
 _validators: dict[str, Any] = {}
 _engines: dict[str, Any] = {}
 _tables_ready: set[str] = set()
+_courses_ready: set[tuple[str, str]] = set()
 _real_create_engine = nbgrader_api.create_engine
 _real_inspect = nbgrader_api.inspect
 _real_create_all = nbgrader_api.Base.metadata.create_all
+_real_check_course = nbgrader_api.Gradebook.check_course
 
 
 def validate(instance: Any, schema: dict[str, Any], *args: Any, **kwargs: Any) -> None:
@@ -93,6 +97,16 @@ def _create_all(bind: Any = None, **kwargs: Any) -> None:
         _tables_ready.add(key)
 
 
+def _check_course(self: Any, course_id: str = "default_course", **kwargs: Any) -> Any:
+    key = (str(self.engine.url), course_id)
+    if key in _courses_ready and not kwargs:
+        return None
+    course = _real_check_course(self, course_id=course_id, **kwargs)
+    with _lock:
+        _courses_ready.add(key)
+    return course
+
+
 @contextmanager
 def faster_nbgrader() -> Iterator[None]:
     """nbgrader's API with cached schema validators and one engine per gradebook, for one batch."""
@@ -101,6 +115,7 @@ def faster_nbgrader() -> Iterator[None]:
         stack.enter_context(patch.object(nbgrader_api, "create_engine", _create_engine))
         stack.enter_context(patch.object(nbgrader_api, "inspect", _Inspector))
         stack.enter_context(patch.object(nbgrader_api.Base.metadata, "create_all", _create_all))
+        stack.enter_context(patch.object(nbgrader_api.Gradebook, "check_course", _check_course))
         try:
             yield
         finally:
@@ -108,5 +123,6 @@ def faster_nbgrader() -> Iterator[None]:
                 engines = list(_engines.values())
                 _engines.clear()
                 _tables_ready.clear()
+                _courses_ready.clear()
             for engine in engines:
                 engine.dispose()
