@@ -105,3 +105,16 @@ def test_the_class_reports_catalogue_comes_from_the_checker_and_matches_the_exer
         assert pool.catalogue is not None
         sent = catalogue_of(ASSIGNMENT, pool.catalogue)
     assert sent == catalogue_of(ASSIGNMENT) and len(sent) >= 8
+
+
+def test_without_pidfd_the_checkers_still_decide_and_end_with_the_pool(monkeypatch):
+    """Kernels before 5.3 (and macOS, with --sans-isolation) have no pidfd: a checker then ends with its channel."""
+    monkeypatch.delattr(os, "pidfd_open")
+    pool = _pool(1)
+    try:
+        assert _all_correct(pool.execute(student_copy(ASSIGNMENT), name="copie"))
+        checker = pool._checkers[0].pid
+        assert checker is not None and pool._checkers[0].alive()
+    finally:
+        pool.close()
+    assert _gone(checker)

@@ -164,7 +164,7 @@ class CheckerProcess:
             self.pid = pid
             try:
                 self._pidfd = os.pidfd_open(pid)
-            except OSError:  # already gone (its channel says so at the next message), or no pidfd on this kernel
+            except (OSError, AttributeError):  # already gone (its channel says so), or no pidfd (kernel < 5.3, macOS)
                 self._pidfd = None
         self._ready = True
 
