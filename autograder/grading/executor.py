@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 from autograder.grading import cgroups as cgroup_limits
 from autograder.grading import check_cells, messages, protocol, sandbox
 from autograder.grading.worker import BOOT
+from autograder.verdict import NOT_A_CHECK
 
 if TYPE_CHECKING:  # nbformat (1,3 s to import) is imported when a result is built: the workers start first
     import nbformat
-from autograder.verdict import NOT_A_CHECK
 
 STATUSES = ("ok", "cell_timeout", "notebook_timeout", "crashed", "killed")
 START_TIMEOUT = 180.0  # s for a worker to preload (torch, matplotlib...) and say it is ready
@@ -446,7 +446,7 @@ class WorkerPool:
         self._zygote: check_cells.CheckerZygote | None = None
         self._zygote_lock = threading.Lock()
         if trusted:  # warms up (torch, the exercises) while the workers do
-            self._zygote = check_cells.CheckerZygote(tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir))
+            self._zygote = self._new_zygote()
         # Every exercise as plain data, from the first checker ready (the class report's catalogue).
         self.catalogue: dict[str, Any] | None = None
         self.stats: list[dict[str, Any]] = []  # per-worker start-up measures (for benchmarks)
@@ -591,9 +591,12 @@ class WorkerPool:
             if self._zygote is None or not self._zygote.alive():
                 if self._zygote is not None:
                     self._zygote.close()
-                self._zygote = check_cells.CheckerZygote(tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir))
+                self._zygote = self._new_zygote()
             zygote = self._zygote
         return zygote.spawn()
+
+    def _new_zygote(self) -> check_cells.CheckerZygote:
+        return check_cells.CheckerZygote(tempfile.TemporaryFile(prefix="checker-", dir=self.tmpdir))
 
     def _checker(self, number: int) -> check_cells.CheckerProcess:
         checker = self._checkers.get(number)

@@ -12,7 +12,6 @@ highlighted code are kept (pure functions of the cell's text), so only what a st
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from jinja2 import pass_context
@@ -22,7 +21,7 @@ from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbformat import NotebookNode
 from traitlets import Bool
 
-CACHED_TEXT = 64 * 1024  # longer texts (a student's pasted data, say) are rendered each time, not kept
+from autograder.grading.kept_renderings import kept
 
 
 class _KeptHighlight(Highlight2HTML):
@@ -30,11 +29,11 @@ class _KeptHighlight(Highlight2HTML):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._kept = lru_cache(maxsize=4096)(self._highlight)
+        self._kept = kept(self._highlight)
 
     def __call__(self, source: str, language: str | None = None, metadata: Any = None) -> str:
         magics = metadata.get("magics_language") if metadata else None  # the only key pygments reads
-        if len(source) > CACHED_TEXT or not isinstance(magics, (str, type(None))):
+        if not isinstance(magics, (str, type(None))):
             return super().__call__(source, language, metadata)
         return self._kept(source, language, magics)
 
@@ -49,21 +48,17 @@ class FeedbackExporter(HTMLExporter):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._markdown: dict[str, str] = {}
+        # Without attachments nor embedded images, nbconvert's filter reads nothing of its context but the source.
+        self._markdown = kept(lambda source: HTMLExporter.markdown2html(self, {}, source))
         self._highlighters: dict[str | None, _KeptHighlight] = {}
 
     @pass_context
     def markdown2html(self, context: Any, source: str) -> str:
         """nbconvert's Markdown filter, kept per source for the life of the exporter. A cell with attachments,
         or pages that embed image files, depend on more than the source: those are rendered each time."""
-        if len(source) > CACHED_TEXT or self.embed_images or context.get("cell", {}).get("attachments"):
+        if self.embed_images or context.get("cell", {}).get("attachments"):
             return HTMLExporter.markdown2html(self, context, source)
-        html = self._markdown.get(source)
-        if html is None:
-            if len(self._markdown) >= 4096:
-                self._markdown.clear()
-            html = self._markdown[source] = HTMLExporter.markdown2html(self, context, source)
-        return html
+        return self._markdown(source)
 
     def from_notebook_node(  # type: ignore[override]
         self, nb: NotebookNode, resources: dict[str, Any] | None = None, **kw: Any

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbconvert.preprocessors import Preprocessor
 from nbformat import NotebookNode
 from nbgrader import utils
 from nbgrader.api import BaseCell, Comment, Grade, Gradebook, MissingEntry
@@ -31,8 +32,7 @@ class GetGradesAtOnce(GetGrades):
             own = grades.filter(Grade.notebook_id == notebook.id)
             self._scores = {name: (score, points) for name, score, points in own}
             self._comments = dict(comments.filter(Comment.notebook_id == notebook.id).all())
-            for index, cell in enumerate(nb.cells):
-                nb.cells[index], resources = self.preprocess_cell(cell, resources, index)
+            nb, resources = Preprocessor.preprocess(self, nb, resources)  # each cell, with the rows read above
             late_penalty = notebook.late_submission_penalty
             if late_penalty is None:
                 late_penalty = 0

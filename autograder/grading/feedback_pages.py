@@ -18,7 +18,7 @@ FEEDBACK_CHUNK = 8  # below this many pages per process, starting another proces
 
 
 def feedback_processes(workers: int, pages: int) -> int:
-    """How many processes write ``pages`` pages beside ``workers`` grading workers: a page (about 0,12 s) is
+    """How many processes write ``pages`` pages beside ``workers`` grading workers: a page (about 0,05 s) is
     written faster than a copy is graded (about 0,35 s per worker), so one process per two workers keeps up
     and leaves the cores to the grading."""
     return max(1, min(workers // 2, pages // FEEDBACK_CHUNK + 1))

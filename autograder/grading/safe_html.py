@@ -8,9 +8,9 @@ and drops scripts, styles, event handlers and ``javascript:`` links.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import bleach
+
+from autograder.grading.kept_renderings import kept
 
 TAGS = frozenset(
     (
@@ -29,20 +29,11 @@ ATTRIBUTES = {
 PROTOCOLS = frozenset(("http", "https", "mailto", "data"))
 
 
-CACHED_TEXT = 64 * 1024  # the release's cells, the same in every copy; a figure's large output is not kept
-
-
 def clean(element: object) -> str:
     """The element's HTML with only harmless tags and attributes (the others escaped, their text kept)."""
-    text = element.decode() if isinstance(element, bytes) else str(element)
-    if len(text) <= CACHED_TEXT:
-        return _clean_cached(text)
-    return _clean(text)
+    return _clean(element.decode() if isinstance(element, bytes) else str(element))
 
 
+@kept  # the release's text, the same in every copy: bleach parses it once per process
 def _clean(text: str) -> str:
     return bleach.clean(text, tags=TAGS, attributes=ATTRIBUTES, protocols=PROTOCOLS)
-
-
-# Most of a feedback page is the release's text, identical in every copy: bleach parses it once per process.
-_clean_cached = lru_cache(maxsize=4096)(_clean)
